@@ -1,0 +1,60 @@
+"""Service settings, read from `CALLBOT_*` environment variables.
+
+Built once in `main` / `create_app(settings)` and passed down; nothing here
+runs at import time.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+AsrEngineName = Literal["viet-asr", "whisper"]
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CALLBOT_", extra="ignore")
+
+    http_host: str = "127.0.0.1"
+    http_port: int = Field(default=8080, ge=1, le=65535)
+    data_dir: Path = Path("./var")
+    database_url: str | None = None
+    log_level: str = "INFO"
+    log_json: bool = False
+
+    # Speech recognition
+    whisper_model_dir: Path | None = None
+    whisper_compute_type: str = "int8"
+    whisper_device: str = "cpu"
+    whisper_beam_size: int = Field(default=1, ge=1, le=10)
+    whisper_max_new_tokens: int = Field(default=96, ge=8, le=440)
+    asr_engine_vi: AsrEngineName = "viet-asr"
+    asr_engine_en: AsrEngineName = "whisper"
+    asr_workers: int = Field(default_factory=lambda: max(1, os.cpu_count() or 1), ge=1)
+    asr_hotwords_vi: str = "cháy nổ cứu cứu hỏa công an cướp trộm tai nạn phường quận số"
+    asr_hotwords_en: str = "fire smoke police help ambulance accident robbery street district"
+
+    # Turn taking
+    endpoint_silence_ms: int = Field(default=500, ge=100, le=3000)
+    min_utterance_ms: int = Field(default=200, ge=20)
+    max_utterance_s: float = Field(default=15.0, ge=1.0, le=60.0)
+    silence_reprompt_s: float = Field(default=7.0, ge=1.0)
+    silence_max_reprompts: int = Field(default=2, ge=0)
+
+    # Protocol limits for the media-stream gateway
+    media_max_message_bytes: int = Field(default=65_536, ge=1024)
+    media_max_errors: int = Field(default=50, ge=1)
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'callbot.db').resolve()}"
+
+    @property
+    def models_dir(self) -> Path:
+        return self.data_dir / "models"
