@@ -6,6 +6,9 @@ Everything here is synchronous and side-effect free so it is trivially tested.
 
 from __future__ import annotations
 
+import wave
+from pathlib import Path
+
 import numpy as np
 import numpy.typing as npt
 
@@ -157,3 +160,30 @@ def rms_dbfs(samples: Int16Array) -> float:
     if rms < 1e-3:
         return -100.0
     return 20.0 * float(np.log10(rms / 32768.0))
+
+
+def read_wav(path: Path) -> tuple[Int16Array, int]:
+    """A 16-bit PCM WAV file as mono int16 samples and its rate."""
+    with wave.open(str(path), "rb") as wav:
+        if wav.getsampwidth() != 2:
+            raise ValueError(f"{path}: only 16-bit PCM WAV is supported")
+        channels = wav.getnchannels()
+        rate = wav.getframerate()
+        samples = np.frombuffer(wav.readframes(wav.getnframes()), dtype="<i2")
+    if channels > 1:
+        samples = samples.reshape(-1, channels).mean(axis=1)
+    return samples.astype(np.int16), rate
+
+
+def read_wav_16k(path: Path) -> bytes:
+    """A WAV file as 16 kHz mono int16 PCM bytes, the internal format."""
+    samples, rate = read_wav(path)
+    return array_to_pcm(resample(samples, rate, 16_000))
+
+
+def write_wav(path: Path, pcm: bytes, rate_hz: int = 16_000) -> None:
+    with wave.open(str(path), "wb") as wav:
+        wav.setnchannels(1)
+        wav.setsampwidth(2)
+        wav.setframerate(rate_hz)
+        wav.writeframes(pcm)

@@ -45,6 +45,10 @@ class Settings(BaseSettings):
     silence_reprompt_s: float = Field(default=7.0, ge=1.0)
     silence_max_reprompts: int = Field(default=2, ge=0)
 
+    # Time limits for the parts of a turn; past them the call goes to a human
+    dialog_timeout_s: float = Field(default=3.0, gt=0)
+    tts_timeout_s: float = Field(default=3.0, gt=0)
+
     # Protocol limits for the media-stream gateway
     media_max_message_bytes: int = Field(default=65_536, ge=1024)
     media_max_errors: int = Field(default=50, ge=1)

