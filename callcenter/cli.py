@@ -69,7 +69,9 @@ async def _call(args: argparse.Namespace) -> int:
     from callcenter.audio import read_wav_16k, write_wav
     from callcenter.media_client import MediaStreamCall
 
-    async with MediaStreamCall(args.url, args.line, args.lang, args.caller) as call:
+    async with MediaStreamCall(
+        args.url, line=args.line, lang=args.lang, caller_number=args.caller
+    ) as call:
         await call.wait_for_mark("greeting", timeout_s=15)
         for index, path in enumerate(args.wav, start=1):
             await call.speak(read_wav_16k(path))

@@ -23,6 +23,8 @@ from typing import Protocol
 from asr.base import Transcriber
 from asr.recognizer import CallRecognizer
 from callcenter.events import (
+    INTERNAL_RATE_HZ,
+    AudioFrame,
     CallbotError,
     CallInfo,
     DialogTurn,
@@ -75,7 +77,7 @@ class CallSession:
         self._settings = services.settings
         self._output = output
         self._player = Player(output)
-        self._frames: asyncio.Queue[bytes | None] = asyncio.Queue(maxsize=250)
+        self._frames: asyncio.Queue[AudioFrame | None] = asyncio.Queue(maxsize=250)
         self._transcripts: asyncio.Queue[Transcript] = asyncio.Queue()
         self._writes: asyncio.Queue[TurnData | None] = asyncio.Queue()
         self._audio_ms = 0
@@ -98,10 +100,11 @@ class CallSession:
         """Caller audio at 16 kHz; waits when the call is behind (backpressure)."""
         if self._caller_hung_up.is_set():
             return
+        frame = AudioFrame(pcm=pcm16k, start_ms=self._audio_ms)
         self._arrival_ms.append(self._audio_ms)
         self._arrival_at.append(time.monotonic())
-        self._audio_ms += len(pcm16k) // 2 * 1000 // 16_000
-        await self._frames.put(pcm16k)
+        self._audio_ms += len(pcm16k) // 2 * 1000 // INTERNAL_RATE_HZ
+        await self._frames.put(frame)
 
     def hangup(self, reason: str) -> None:
         """The caller's side ended (hang-up, socket dropped)."""
@@ -143,6 +146,7 @@ class CallSession:
             endpoint_silence_ms=self._settings.endpoint_silence_ms,
             min_utterance_ms=self._settings.min_utterance_ms,
             max_utterance_s=self._settings.max_utterance_s,
+            call_id=self.info.call_id,
         )
         async with asyncio.TaskGroup() as tg:
             player = tg.create_task(self._player.run())
@@ -198,12 +202,12 @@ class CallSession:
             async for _ in self._caller_frames():
                 pass
 
-    async def _caller_frames(self) -> AsyncIterator[bytes]:
+    async def _caller_frames(self) -> AsyncIterator[AudioFrame]:
         while True:
-            pcm = await self._frames.get()
-            if pcm is None:
+            frame = await self._frames.get()
+            if frame is None:
                 return
-            yield pcm
+            yield frame
 
     async def _on_asr_event(self, event: SpeechStarted | Transcript) -> None:
         self._last_activity = time.monotonic()
