@@ -37,7 +37,7 @@ def _build_mulaw_encode_table() -> npt.NDArray[np.uint8]:
     exponent = np.clip(raw_exponent, 0, 7)
     mantissa = np.where(raw_exponent > 7, 0x0F, (magnitude >> (exponent + 1)) & 0x0F)
     code = (sign | (exponent << 4) | mantissa) ^ 0x7F
-    return code.astype(np.uint8)
+    return np.asarray(code, dtype=np.uint8)
 
 
 def _build_alaw_decode_table() -> Int16Array:
@@ -61,7 +61,7 @@ def _build_alaw_encode_table() -> npt.NDArray[np.uint8]:
     exponent = np.clip(exponent, 0, 7).astype(np.int32)
     mantissa = np.where(exponent == 0, magnitude >> 1, magnitude >> exponent) & 0x0F
     code = (sign | (exponent << 4) | mantissa) ^ 0x55
-    return code.astype(np.uint8)
+    return np.asarray(code, dtype=np.uint8)
 
 
 _MULAW_DECODE = _build_mulaw_decode_table()
@@ -117,7 +117,7 @@ def resample(samples: Int16Array, from_rate_hz: int, to_rate_hz: int) -> Int16Ar
     out_len = int(round(samples.size * to_rate_hz / from_rate_hz))
     positions = np.arange(out_len) * (from_rate_hz / to_rate_hz)
     y = np.interp(positions, np.arange(samples.size), x)
-    return np.clip(np.round(y), -32768, 32767).astype(np.int16)
+    return np.asarray(np.clip(np.round(y), -32768, 32767), dtype=np.int16)
 
 
 class StreamResampler:
