@@ -13,6 +13,7 @@ from fastapi.responses import JSONResponse
 from callcenter.center import CallCenter
 from callcenter.gateways.media_stream import handle_media_stream
 from callcenter.settings import Settings
+from callcenter.web.chat_api import chat_router
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +42,8 @@ def create_app(settings: Settings) -> FastAPI:
         """200 once calls are taken; 503 with 'starting' or 'degraded' otherwise."""
         code, body = center.health()
         return JSONResponse(body, status_code=code)
+
+    app.include_router(chat_router())
 
     @app.websocket("/calls/media-stream")
     async def media_stream(websocket: WebSocket) -> None:

@@ -114,7 +114,7 @@ def resample(samples: Int16Array, from_rate_hz: int, to_rate_hz: int) -> Int16Ar
     x = samples.astype(np.float64)
     if to_rate_hz < from_rate_hz:
         x = np.convolve(x, _lowpass_taps(0.45 * to_rate_hz / from_rate_hz, 63), mode="same")
-    out_len = int(round(samples.size * to_rate_hz / from_rate_hz))
+    out_len = round(samples.size * to_rate_hz / from_rate_hz)
     positions = np.arange(out_len) * (from_rate_hz / to_rate_hz)
     y = np.interp(positions, np.arange(samples.size), x)
     return np.asarray(np.clip(np.round(y), -32768, 32767), dtype=np.int16)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import resource
@@ -11,6 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from asr.factory import AsrEngines, load_engines
 from asr.model import ensure_whisper_model
+from callcenter.chat import ChatService
 from callcenter.events import CallbotError, CallInfo, Language
 from callcenter.playback import CallOutput
 from callcenter.prompts import all_prompts
@@ -32,8 +34,12 @@ class NotReady(CallbotError):
 class CallCenter:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.components: dict[str, str] = {"asr": "starting", "tts": "starting",
-                                           "dialog": "starting", "store": "starting"}
+        self.components: dict[str, str] = {
+            "asr": "starting",
+            "tts": "starting",
+            "dialog": "starting",
+            "store": "starting",
+        }
         self.calls: dict[str, CallSession] = {}
         self.started_at = time.monotonic()
         self.ready_after_s: float | None = None
@@ -42,6 +48,9 @@ class CallCenter:
         self._synth: Pyttsx3Synthesizer | None = None
         self._store: SqlCallStore | None = None
         self._executor: ThreadPoolExecutor | None = None
+        self._chat: ChatService | None = None
+        self._no_calls = asyncio.Event()
+        self._no_calls.set()
 
     @property
     def ready(self) -> bool:
@@ -52,6 +61,12 @@ class CallCenter:
         if self._store is None:
             raise NotReady("the store is not open yet")
         return self._store
+
+    @property
+    def chat(self) -> ChatService:
+        if self._chat is None:
+            raise NotReady("the chat channel is starting")
+        return self._chat
 
     async def start(self) -> None:
         """Load models and open the store; the HTTP server answers meanwhile."""
@@ -68,6 +83,7 @@ class CallCenter:
             self._synth = synth
             dialog: Dialog = ScriptedDialog()
             self.components["dialog"] = f"ok ({dialog.name})"
+            self._chat = ChatService(dialog, store, dialog_timeout_s=settings.dialog_timeout_s)
             cache = PromptCache(synth)
             await cache.warm(
                 (text, language)
@@ -105,10 +121,15 @@ class CallCenter:
 
     def open_call(self, info: CallInfo, output: CallOutput) -> CallSession:
         if self._services is None:
-            raise NotReady("service starting: " + ", ".join(
-                f"{k}={v}" for k, v in self.components.items() if not v.startswith("ok")))
+            raise NotReady(
+                "service starting: "
+                + ", ".join(
+                    f"{k}={v}" for k, v in self.components.items() if not v.startswith("ok")
+                )
+            )
         session = CallSession(info, self._services, output)
         self.calls[info.call_id] = session
+        self._no_calls.clear()
         return session
 
     async def run_call(self, session: CallSession) -> CallOutcome:
@@ -116,19 +137,21 @@ class CallCenter:
             return await session.run()
         finally:
             self.calls.pop(session.info.call_id, None)
+            if not self.calls:
+                self._no_calls.set()
 
     async def stop(self) -> None:
         for session in list(self.calls.values()):
             session.hangup("service shutting down")
-        deadline = time.monotonic() + 5
-        while self.calls and time.monotonic() < deadline:
-            await asyncio.sleep(0.05)
+        if self.calls:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._no_calls.wait(), 5.0)
         if self._executor is not None:
             self._executor.shutdown(wait=True, cancel_futures=True)
         if self._engines is not None:
             self._engines.close()
         if self._synth is not None:
-            self._synth.close()
+            await asyncio.to_thread(self._synth.close)
         if self._store is not None:
             await self._store.close()
 

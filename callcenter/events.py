@@ -84,6 +84,7 @@ class DialogTurn:
     priority: int | None = None
     slots: Mapping[str, str] = field(default_factory=dict)
     requested_slot: str | None = None
+    red_flags: tuple[str, ...] = ()
     handoff: bool = False
     done: bool = False
     intent_confidence: float | None = None

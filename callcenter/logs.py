@@ -56,3 +56,5 @@ def setup_logging(level: str, *, json_lines: bool) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
+    # faster-whisper logs every utterance at INFO; keep the service log readable.
+    logging.getLogger("faster_whisper").setLevel(logging.WARNING)

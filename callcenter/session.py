@@ -33,12 +33,14 @@ from callcenter.events import (
     SpeechStarted,
     Transcript,
 )
+from callcenter.incidents import incident_from_turn
 from callcenter.logs import call_context
 from callcenter.playback import CallOutput, Player
 from callcenter.prompts import Prompt, prompt_text
 from callcenter.settings import Settings
 from dialog.base import Dialog
-from dispatch.store import CallStore, IncidentData, TurnData
+from dispatch.records import CallStatus
+from dispatch.store import CallStore, TurnData
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +65,7 @@ class SessionServices:
 
 @dataclass(slots=True)
 class CallOutcome:
-    status: str = "in_progress"
+    status: CallStatus = "in_progress"
     end_reason: str = ""
     handoff_reason: str | None = None
     turn_latencies_ms: list[float] = field(default_factory=list)
@@ -353,21 +355,9 @@ class CallSession:
             await self._safe(self._svc.store.add_turn(self.info.call_id, turn), "add turn")
 
     async def _save_incident(self, turn: DialogTurn) -> None:
-        if turn.category is None and not turn.slots:
-            return
-        slots = dict(turn.slots)
-        incident = IncidentData(
-            id=f"inc-{self.info.call_id}",
-            call_id=self.info.call_id,
-            line=self.info.line.value,
-            category=turn.category,
-            priority=turn.priority,
-            location_text=slots.get("location"),
-            callback_number=slots.get("callback_number") or self.info.caller_number,
-            caller_name=slots.get("caller_name"),
-            details=slots,
-        )
-        await self._safe(self._svc.store.upsert_incident(incident), "upsert incident")
+        incident = incident_from_turn(self.info, turn)
+        if incident is not None:
+            await self._safe(self._svc.store.upsert_incident(incident), "upsert incident")
 
     async def _close_record(self) -> None:
         outcome = self.outcome

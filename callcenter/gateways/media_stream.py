@@ -9,6 +9,7 @@ impossible close the socket, with a close code that says why.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 import uuid
@@ -63,10 +64,8 @@ class _SocketOutput:
             return
         self.closed = True
         if self._ws.client_state is WebSocketState.CONNECTED:
-            try:
+            with contextlib.suppress(RuntimeError, OSError):
                 await self._ws.close(proto.CLOSE_NORMAL, reason[:120])
-            except (RuntimeError, OSError):
-                pass
 
 
 async def handle_media_stream(websocket: WebSocket, center: CallCenter) -> None:

@@ -30,10 +30,9 @@ async def _call_record(service: RunningService, caller: str, *, wait_s: float = 
     try:
         deadline = asyncio.get_running_loop().time() + wait_s
         while True:
-            calls = [c for c in await store.list_calls(limit=200) if c.caller_number == caller]
-            if calls:
-                view = await store.get_call(calls[0].id)
-                if view is not None and view.ended_at is not None:
+            for summary in await store.list_calls(limit=200):
+                view = await store.get_call(summary.call_id)
+                if view is not None and view.info.caller_number == caller and view.ended_at:
                     return view
             if asyncio.get_running_loop().time() > deadline:
                 raise AssertionError(f"no finished call for {caller}:\n{service.log_tail()}")
@@ -58,9 +57,9 @@ async def test_english_caller_is_answered_and_the_turn_is_recorded(service: Runn
     assert rms_dbfs(mulaw_decode(reply_pcm)) > -40
 
     record = await _call_record(service, caller)
-    assert record.line == "114" and record.language == "en"
-    caller_turns = [t for t in record.turns if t.speaker == "caller"]
-    bot_turns = [t for t in record.turns if t.speaker == "bot"]
+    assert record.info.line == "114" and record.info.language == "en"
+    caller_turns = [t.turn for t in record.turns if t.turn.speaker == "caller"]
+    bot_turns = [t.turn for t in record.turns if t.turn.speaker == "bot"]
     assert len(caller_turns) == 1
     assert "fire" in caller_turns[0].text.lower()
     assert caller_turns[0].asr_engine == "whisper"
@@ -73,24 +72,35 @@ async def test_bad_messages_do_not_end_the_call(service: RunningService) -> None
     sid = "MZbad" + uuid.uuid4().hex[:8]
     async with websockets.connect(service.ws_url) as ws:
         await ws.send(json.dumps({"event": "connected", "protocol": "Call"}))
-        await ws.send(json.dumps({"event": "media", "streamSid": sid, "media": {"payload": "AA=="}}))
+        await ws.send(
+            json.dumps({"event": "media", "streamSid": sid, "media": {"payload": "AA=="}})
+        )
         await ws.send(
             json.dumps(
                 {
                     "event": "start",
                     "streamSid": sid,
-                    "start": {"streamSid": sid, "customParameters": {
-                        "line": "113", "lang": "en", "from": caller}},
+                    "start": {
+                        "streamSid": sid,
+                        "customParameters": {"line": "113", "lang": "en", "from": caller},
+                    },
                 }
             )
         )
         for bad in (
             "{not json",
             json.dumps({"event": "dance", "streamSid": sid}),
-            json.dumps({"event": "media", "streamSid": "someone-else", "media": {"payload": "AA=="}}),
+            json.dumps(
+                {"event": "media", "streamSid": "someone-else", "media": {"payload": "AA=="}}
+            ),
             json.dumps({"event": "media", "streamSid": sid, "media": {"payload": "%%%"}}),
-            json.dumps({"event": "media", "streamSid": sid,
-                        "media": {"payload": base64.b64encode(bytes(20_000)).decode()}}),
+            json.dumps(
+                {
+                    "event": "media",
+                    "streamSid": sid,
+                    "media": {"payload": base64.b64encode(bytes(20_000)).decode()},
+                }
+            ),
         ):
             await ws.send(bad)
         await ws.send(b"\x00binary")
@@ -112,8 +122,14 @@ async def test_unsupported_codec_is_refused_with_a_close_code(service: RunningSe
                 {
                     "event": "start",
                     "streamSid": "MZcodec",
-                    "start": {"streamSid": "MZcodec", "mediaFormat": {
-                        "encoding": "audio/opus", "sampleRate": 48000, "channels": 1}},
+                    "start": {
+                        "streamSid": "MZcodec",
+                        "mediaFormat": {
+                            "encoding": "audio/opus",
+                            "sampleRate": 48000,
+                            "channels": 1,
+                        },
+                    },
                 }
             )
         )
@@ -136,7 +152,7 @@ async def test_socket_dropped_mid_utterance_keeps_what_was_said(service: Running
     call._ws.transport.abort()
     await call.hangup()
     record = await _call_record(service, caller, wait_s=20)
-    caller_turns = [t for t in record.turns if t.speaker == "caller"]
+    caller_turns = [t.turn for t in record.turns if t.turn.speaker == "caller"]
     assert caller_turns and "house" in caller_turns[-1].text.lower()
 
 

@@ -28,7 +28,9 @@ def _dominant_hz(samples: np.ndarray, rate_hz: int) -> float:
     return float(np.fft.rfftfreq(samples.size, 1 / rate_hz)[np.argmax(spectrum)])
 
 
-@pytest.mark.parametrize("encode,decode", [(mulaw_encode, mulaw_decode), (alaw_encode, alaw_decode)])
+@pytest.mark.parametrize(
+    "encode,decode", [(mulaw_encode, mulaw_decode), (alaw_encode, alaw_decode)]
+)
 def test_g711_round_trip_keeps_speech_level_signal(encode, decode) -> None:
     tone = _tone(440, 8000, 0.5)
     coded = encode(tone)
@@ -54,7 +56,9 @@ def test_mulaw_decode_every_code_is_monotonic_within_a_sign() -> None:
     assert np.all(np.diff(values.astype(np.int32)) >= 0)
 
 
-@pytest.mark.parametrize("from_hz,to_hz", [(22050, 16000), (24000, 16000), (16000, 8000), (8000, 16000)])
+@pytest.mark.parametrize(
+    "from_hz,to_hz", [(22050, 16000), (24000, 16000), (16000, 8000), (8000, 16000)]
+)
 def test_resample_keeps_pitch_and_length(from_hz: int, to_hz: int) -> None:
     tone = _tone(700, from_hz, 1.0)
     out = resample(tone, from_hz, to_hz)

@@ -95,9 +95,13 @@ def test_start_without_stream_sid_must_close() -> None:
 
 
 def test_mark_dtmf_stop() -> None:
-    mark = proto.parse_message(json.dumps({"event": "mark", "streamSid": SID, "mark": {"name": "greeting"}}))
+    mark = proto.parse_message(
+        json.dumps({"event": "mark", "streamSid": SID, "mark": {"name": "greeting"}})
+    )
     assert mark == proto.Mark(SID, "greeting")
-    dtmf = proto.parse_message(json.dumps({"event": "dtmf", "streamSid": SID, "dtmf": {"digit": "5"}}))
+    dtmf = proto.parse_message(
+        json.dumps({"event": "dtmf", "streamSid": SID, "dtmf": {"digit": "5"}})
+    )
     assert dtmf == proto.Dtmf(SID, "5")
     assert proto.parse_message(json.dumps({"event": "stop", "streamSid": SID})) == proto.Stop(SID)
 

@@ -1,0 +1,17 @@
+"""Errors of the dispatch package."""
+
+from __future__ import annotations
+
+from callcenter.events import CallbotError
+
+
+class DispatchError(CallbotError):
+    """A dispatch store operation was refused (e.g. a turn for an unknown call)."""
+
+
+class StoreUnavailable(DispatchError):
+    """The database cannot be reached, timed out, or failed; retry or journal."""
+
+
+class UnknownCall(DispatchError):
+    """The call id was never started in this store."""

@@ -1,0 +1,532 @@
+"""The call and incident store: SQLite (WAL) by default, PostgreSQL at scale.
+
+Every public method is a coroutine that runs the blocking SQLAlchemy work in a
+worker thread under a timeout, so the event loop never waits on the database.
+A timed-out operation raises `StoreUnavailable`; its thread may still finish
+the write later, which is why every write is idempotent: calls and incidents
+are keyed by id, turns by `(call_id, seq)`.
+
+Turn numbers (`seq`, from 1) are handed out in the order `add_turn` is called,
+by this store instance, seeded from the database the first time a call is
+seen. A call lives on one node, so one instance numbers its turns.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import OrderedDict
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from functools import partial
+from typing import Protocol, TypeVar
+
+from sqlalchemy import Engine, create_engine, event, func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.engine.interfaces import DBAPIConnection
+from sqlalchemy.exc import ArgumentError, IntegrityError, NoSuchModuleError, SQLAlchemyError
+from sqlalchemy.orm import Session
+from sqlalchemy.pool import StaticPool
+
+from callcenter.events import CallInfo, Language, Line
+from dispatch.errors import DispatchError, StoreUnavailable, UnknownCall
+from dispatch.models import Base, CallRecord, IncidentRecord, TurnRecord, utcnow
+from dispatch.records import (
+    CallStatus,
+    CallSummary,
+    CallView,
+    IncidentData,
+    IncidentView,
+    JsonValue,
+    Speaker,
+    TurnData,
+    TurnView,
+    call_status,
+    speaker,
+)
+
+__all__ = [
+    "CallStatus",
+    "CallStore",
+    "CallSummary",
+    "CallView",
+    "IncidentData",
+    "IncidentView",
+    "Speaker",
+    "SqlCallStore",
+    "TurnData",
+    "TurnView",
+]
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+_SEQ_CACHE_CALLS = 4096  # calls whose next turn number is kept in memory
+_MAX_LIST_LIMIT = 1000
+
+
+class CallStore(Protocol):
+    """What the call-centre needs from a store of calls, turns and incidents."""
+
+    async def start_call(self, info: CallInfo, started_at: datetime) -> None: ...
+    async def mark_answered(self, call_id: str, at: datetime) -> None: ...
+    async def add_turn(self, call_id: str, turn: TurnData, *, seq: int | None = None) -> None: ...
+    async def end_call(
+        self,
+        call_id: str,
+        status: CallStatus,
+        end_reason: str,
+        at: datetime,
+        handoff_reason: str | None = None,
+    ) -> None: ...
+    async def upsert_incident(self, incident: IncidentData) -> None: ...
+    async def get_call(self, call_id: str) -> CallView | None: ...
+    async def list_calls(self, limit: int = 50) -> list[CallSummary]: ...
+    async def get_incident(self, incident_id: str) -> IncidentView | None: ...
+    async def close(self) -> None: ...
+
+
+@dataclass(slots=True)
+class _SeqCounter:
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    next_seq: int | None = None  # None until seeded from the database
+    floor: int = 1  # above every explicit seq seen, seeded or not
+
+
+class SqlCallStore:
+    """`CallStore` on SQLAlchemy 2: `sqlite:///path.db` or `postgresql+psycopg://...`.
+
+    Construction connects to nothing; `create_schema()` is the first contact.
+    `timeout_s` bounds every operation; `busy_timeout_s` is how long SQLite
+    waits for a concurrent writer.
+    """
+
+    def __init__(
+        self,
+        database_url: str,
+        *,
+        timeout_s: float = 5.0,
+        busy_timeout_s: float = 3.0,
+        pool_size: int = 5,
+    ) -> None:
+        if timeout_s <= 0 or busy_timeout_s <= 0:
+            raise ValueError("timeouts must be positive")
+        self._timeout_s = timeout_s
+        self._counters: OrderedDict[str, _SeqCounter] = OrderedDict()
+        try:
+            url = _normalise_url(make_url(database_url))
+            self._where = url.render_as_string(hide_password=True)
+            self._engine = _create_engine(url, timeout_s, busy_timeout_s, pool_size)
+        except (ArgumentError, NoSuchModuleError, ImportError, ValueError) as exc:
+            raise StoreUnavailable(f"cannot use database URL: {exc}") from exc
+
+    @property
+    def dialect(self) -> str:
+        """The SQLAlchemy dialect name: sqlite or postgresql."""
+        return self._engine.dialect.name
+
+    async def create_schema(self) -> None:
+        """Create missing tables (idempotent); migrations will replace this."""
+        await self._run("create_schema", partial(Base.metadata.create_all, self._engine))
+        logger.info("dispatch store ready: %s", self._where)
+
+    async def close(self) -> None:
+        await self._run("close", self._engine.dispose)
+
+    # -- writes -------------------------------------------------------------------
+
+    async def start_call(self, info: CallInfo, started_at: datetime) -> None:
+        """Record a new call; a retry with the same call id changes nothing."""
+        values = {
+            "id": info.call_id,
+            "line": info.line.value,
+            "language": info.language.value,
+            "channel": info.channel,
+            "caller_number": info.caller_number,
+            "status": "in_progress",
+            "started_at": _aware(started_at),
+            "handoff": False,
+        }
+        await self._run("start_call", partial(self._insert_ignore, CallRecord, values, ["id"]))
+
+    async def mark_answered(self, call_id: str, at: datetime) -> None:
+        values = {"answered_at": _aware(at)}
+        await self._run("mark_answered", partial(self._update_call, call_id, values))
+
+    async def add_turn(self, call_id: str, turn: TurnData, *, seq: int | None = None) -> None:
+        """Append a turn. Without `seq` the store numbers turns in call order;
+        with one, a retry of the same `(call_id, seq)` is ignored."""
+        if seq is None:
+            seq = await self._allocate_seq(call_id)
+        elif seq < 1:
+            raise ValueError(f"seq must be >= 1, got {seq}")
+        else:
+            self._note_seq(call_id, seq)
+        values = _turn_values(call_id, seq, turn)
+        await self._run(
+            "add_turn", partial(self._insert_ignore, TurnRecord, values, ["call_id", "seq"])
+        )
+
+    async def end_call(
+        self,
+        call_id: str,
+        status: CallStatus,
+        end_reason: str,
+        at: datetime,
+        handoff_reason: str | None = None,
+    ) -> None:
+        status = call_status(status)
+        values = {
+            "status": status,
+            "end_reason": end_reason,
+            "ended_at": _aware(at),
+            "handoff": status == "handed_off" or handoff_reason is not None,
+            "handoff_reason": handoff_reason,
+        }
+        await self._run("end_call", partial(self._update_call, call_id, values))
+
+    async def upsert_incident(self, incident: IncidentData) -> None:
+        """Insert or update an incident by id, and link its call to it."""
+        await self._run("upsert_incident", partial(self._upsert_incident, incident))
+
+    # -- reads --------------------------------------------------------------------
+
+    async def get_call(self, call_id: str) -> CallView | None:
+        return await self._run("get_call", partial(self._get_call, call_id))
+
+    async def list_calls(self, limit: int = 50) -> list[CallSummary]:
+        """The most recent calls first."""
+        if not 1 <= limit <= _MAX_LIST_LIMIT:
+            raise ValueError(f"limit must be in 1..{_MAX_LIST_LIMIT}, got {limit}")
+        return await self._run("list_calls", partial(self._list_calls, limit))
+
+    async def get_incident(self, incident_id: str) -> IncidentView | None:
+        return await self._run("get_incident", partial(self._get_incident, incident_id))
+
+    # -- turn numbering -----------------------------------------------------------
+
+    def _counter(self, call_id: str) -> _SeqCounter:
+        counter = self._counters.get(call_id)
+        if counter is None:
+            counter = self._counters[call_id] = _SeqCounter()
+            while len(self._counters) > _SEQ_CACHE_CALLS:
+                oldest_id, oldest = next(iter(self._counters.items()))
+                if oldest.lock.locked():
+                    break
+                del self._counters[oldest_id]
+        else:
+            self._counters.move_to_end(call_id)
+        return counter
+
+    async def _allocate_seq(self, call_id: str) -> int:
+        counter = self._counter(call_id)
+        async with counter.lock:  # FIFO: callers get numbers in the order they asked
+            if counter.next_seq is None:
+                stored = await self._run("add_turn", partial(self._max_seq, call_id))
+                counter.next_seq = stored + 1
+            seq = max(counter.next_seq, counter.floor)
+            counter.next_seq = seq + 1
+            return seq
+
+    def _note_seq(self, call_id: str, seq: int) -> None:
+        counter = self._counter(call_id)
+        counter.floor = max(counter.floor, seq + 1)
+
+    # -- blocking work (runs in a worker thread) ----------------------------------
+
+    async def _run(self, what: str, work: Callable[[], T]) -> T:
+        try:
+            return await asyncio.wait_for(asyncio.to_thread(work), self._timeout_s)
+        except TimeoutError:
+            raise StoreUnavailable(
+                f"{what}: database {self._where} did not answer within {self._timeout_s} s"
+            ) from None
+        except IntegrityError as exc:
+            raise DispatchError(f"{what}: refused by the database: {_reason(exc)}") from exc
+        except SQLAlchemyError as exc:
+            raise StoreUnavailable(
+                f"{what}: database {self._where} failed: {_reason(exc)}"
+            ) from exc
+
+    def _insert_ignore(
+        self, model: type[Base], values: Mapping[str, object], keys: list[str]
+    ) -> None:
+        with self._engine.begin() as conn:
+            if self.dialect == "postgresql":
+                conn.execute(
+                    postgresql.insert(model)
+                    .values(values)
+                    .on_conflict_do_nothing(index_elements=keys)
+                )
+            else:
+                conn.execute(
+                    sqlite.insert(model).values(values).on_conflict_do_nothing(index_elements=keys)
+                )
+
+    def _update_call(self, call_id: str, values: Mapping[str, object]) -> None:
+        with self._engine.begin() as conn:
+            result = conn.execute(update(CallRecord).where(CallRecord.id == call_id).values(values))
+            if result.rowcount == 0:
+                raise UnknownCall(f"no call {call_id!r} in the store")
+
+    def _upsert_incident(self, incident: IncidentData) -> None:
+        now = utcnow()
+        values = _incident_values(incident)
+        changed = [name for name in values if name != "id"]
+        with self._engine.begin() as conn:
+            if self.dialect == "postgresql":
+                pg = postgresql.insert(IncidentRecord).values(
+                    {**values, "created_at": now, "updated_at": now}
+                )
+                conn.execute(
+                    pg.on_conflict_do_update(
+                        index_elements=["id"],
+                        set_={**{name: pg.excluded[name] for name in changed}, "updated_at": now},
+                    )
+                )
+            else:
+                lite = sqlite.insert(IncidentRecord).values(
+                    {**values, "created_at": now, "updated_at": now}
+                )
+                conn.execute(
+                    lite.on_conflict_do_update(
+                        index_elements=["id"],
+                        set_={**{name: lite.excluded[name] for name in changed}, "updated_at": now},
+                    )
+                )
+            if incident.call_id is not None:
+                conn.execute(
+                    update(CallRecord)
+                    .where(CallRecord.id == incident.call_id)
+                    .values(
+                        incident_id=incident.id,
+                        category=incident.category,
+                        priority=incident.priority,
+                    )
+                )
+
+    def _max_seq(self, call_id: str) -> int:
+        with self._engine.connect() as conn:
+            stored = conn.execute(
+                select(func.max(TurnRecord.seq)).where(TurnRecord.call_id == call_id)
+            ).scalar()
+        return int(stored or 0)
+
+    def _get_call(self, call_id: str) -> CallView | None:
+        with Session(self._engine) as session:
+            call = session.get(CallRecord, call_id)
+            if call is None:
+                return None
+            turns = session.scalars(
+                select(TurnRecord).where(TurnRecord.call_id == call_id).order_by(TurnRecord.seq)
+            ).all()
+            return _call_view(call, [_turn_view(turn) for turn in turns])
+
+    def _list_calls(self, limit: int) -> list[CallSummary]:
+        turn_count = (
+            select(func.count(TurnRecord.id))
+            .where(TurnRecord.call_id == CallRecord.id)
+            .correlate(CallRecord)
+            .scalar_subquery()
+        )
+        with Session(self._engine) as session:
+            rows = session.execute(
+                select(CallRecord, turn_count)
+                .order_by(CallRecord.started_at.desc(), CallRecord.id)
+                .limit(limit)
+            ).all()
+            return [_call_summary(call, int(count)) for call, count in rows]
+
+    def _get_incident(self, incident_id: str) -> IncidentView | None:
+        with Session(self._engine) as session:
+            record = session.get(IncidentRecord, incident_id)
+            return None if record is None else _incident_view(record)
+
+
+# -- engine set-up ----------------------------------------------------------------
+
+
+def _normalise_url(url: URL) -> URL:
+    if url.drivername == "postgresql":  # psycopg 3 is the driver we ship
+        return url.set(drivername="postgresql+psycopg")
+    return url
+
+
+def _create_engine(url: URL, timeout_s: float, busy_timeout_s: float, pool_size: int) -> Engine:
+    backend = url.get_backend_name()
+    if backend == "sqlite":
+        return _create_sqlite_engine(url, busy_timeout_s)
+    if backend == "postgresql":
+        options = url.query.get("options")
+        extra = f"-c statement_timeout={int(timeout_s * 1000)}"
+        return create_engine(
+            url,
+            hide_parameters=True,  # never put transcripts or numbers in error messages
+            pool_pre_ping=True,
+            pool_size=pool_size,
+            pool_timeout=timeout_s,
+            connect_args={
+                "connect_timeout": max(1, int(timeout_s)),
+                "options": f"{options} {extra}" if isinstance(options, str) else extra,
+            },
+        )
+    raise ValueError(f"unsupported database {backend!r}: use sqlite or postgresql")
+
+
+def _create_sqlite_engine(url: URL, busy_timeout_s: float) -> Engine:
+    in_memory = url.database in (None, "", ":memory:")
+    engine = create_engine(
+        url,
+        hide_parameters=True,
+        connect_args={"timeout": busy_timeout_s, "check_same_thread": False},
+        # One shared connection for an in-memory database, else each thread's
+        # connection would see its own empty database.
+        poolclass=StaticPool if in_memory else None,
+    )
+    busy_timeout_ms = int(busy_timeout_s * 1000)
+
+    @event.listens_for(engine, "connect")
+    def _set_pragmas(dbapi_connection: DBAPIConnection, _record: object) -> None:
+        cursor = dbapi_connection.cursor()
+        try:
+            if not in_memory:
+                cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.execute(f"PRAGMA busy_timeout={busy_timeout_ms}")
+        finally:
+            cursor.close()
+
+    return engine
+
+
+# -- conversions ------------------------------------------------------------------
+
+
+def _aware(at: datetime) -> datetime:
+    if at.tzinfo is None:
+        raise ValueError("naive datetime: pass a timezone-aware time (UTC)")
+    return at.astimezone(UTC)
+
+
+def _reason(exc: SQLAlchemyError) -> str:
+    """The driver's message, without SQL (parameters are hidden by the engine)."""
+    orig = getattr(exc, "orig", None)
+    text = str(orig if orig is not None else exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _turn_values(call_id: str, seq: int, turn: TurnData) -> dict[str, object]:
+    return {
+        "call_id": call_id,
+        "seq": seq,
+        "speaker": speaker(turn.speaker),
+        "text": turn.text,
+        "start_ms": turn.start_ms,
+        "end_ms": turn.end_ms,
+        "asr_engine": turn.asr_engine,
+        "asr_confidence": turn.asr_confidence,
+        "decode_ms": turn.decode_ms,
+        "reply_latency_ms": turn.reply_latency_ms,
+        "intent": turn.intent,
+        "intent_confidence": turn.intent_confidence,
+        "slots": dict(turn.slots),
+        "created_at": utcnow(),
+    }
+
+
+def _incident_values(incident: IncidentData) -> dict[str, object]:
+    return {
+        "id": incident.id,
+        "call_id": incident.call_id,
+        "line": Line(incident.line).value,
+        "category": incident.category,
+        "priority": incident.priority,
+        "status": incident.status,
+        "location_text": incident.location_text,
+        "callback_number": incident.callback_number,
+        "caller_name": incident.caller_name,
+        "injured": incident.injured,
+        "details": dict(incident.details),
+    }
+
+
+def _turn_view(record: TurnRecord) -> TurnView:
+    turn = TurnData(
+        speaker=speaker(record.speaker),
+        text=record.text,
+        start_ms=record.start_ms,
+        end_ms=record.end_ms,
+        asr_engine=record.asr_engine,
+        asr_confidence=record.asr_confidence,
+        decode_ms=record.decode_ms,
+        reply_latency_ms=record.reply_latency_ms,
+        intent=record.intent,
+        intent_confidence=record.intent_confidence,
+        slots=dict(record.slots),
+    )
+    return TurnView(seq=record.seq, turn=turn, created_at=record.created_at)
+
+
+def _call_view(record: CallRecord, turns: list[TurnView]) -> CallView:
+    info = CallInfo(
+        call_id=record.id,
+        line=Line(record.line),
+        language=Language(record.language),
+        caller_number=record.caller_number,
+        channel=record.channel,
+    )
+    return CallView(
+        info=info,
+        status=call_status(record.status),
+        started_at=record.started_at,
+        answered_at=record.answered_at,
+        ended_at=record.ended_at,
+        end_reason=record.end_reason,
+        handoff=record.handoff,
+        handoff_reason=record.handoff_reason,
+        category=record.category,
+        priority=record.priority,
+        incident_id=record.incident_id,
+        turns=tuple(turns),
+    )
+
+
+def _call_summary(record: CallRecord, turn_count: int) -> CallSummary:
+    return CallSummary(
+        call_id=record.id,
+        line=Line(record.line),
+        language=Language(record.language),
+        status=call_status(record.status),
+        channel=record.channel,
+        started_at=record.started_at,
+        ended_at=record.ended_at,
+        handoff=record.handoff,
+        category=record.category,
+        priority=record.priority,
+        incident_id=record.incident_id,
+        turn_count=turn_count,
+    )
+
+
+def _incident_view(record: IncidentRecord) -> IncidentView:
+    details: dict[str, JsonValue] = dict(record.details)
+    incident = IncidentData(
+        id=record.id,
+        line=Line(record.line),
+        call_id=record.call_id,
+        category=record.category,
+        priority=record.priority,
+        status=record.status,
+        location_text=record.location_text,
+        callback_number=record.callback_number,
+        caller_name=record.caller_name,
+        injured=record.injured,
+        details=details,
+    )
+    return IncidentView(
+        incident=incident, created_at=record.created_at, updated_at=record.updated_at
+    )
