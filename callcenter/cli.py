@@ -67,17 +67,18 @@ def _model(dest: Path | None) -> int:
 
 async def _call(args: argparse.Namespace) -> int:
     from callcenter.audio import read_wav_16k, write_wav
-    from callcenter.media_client import MediaStreamCall
+    from callcenter.media_client import MediaStreamCall, play_turns
 
     async with MediaStreamCall(
         args.url, line=args.line, lang=args.lang, caller_number=args.caller
     ) as call:
-        await call.wait_for_mark("greeting", timeout_s=15)
-        for index, path in enumerate(args.wav, start=1):
-            await call.speak(read_wav_16k(path))
-            await call.wait_for_mark(f"reply-{index}", timeout_s=30)
+        timings = await play_turns(call, [read_wav_16k(path) for path in args.wav])
         await call.hangup()
         pcm = call.bot_audio_pcm16k()
+    for timing in timings:
+        latency = "no answer" if timing.latency_s is None else f"{timing.latency_s * 1000:.0f} ms"
+        print(f"turn {timing.index}: {timing.mark or 'timeout'}, first reply audio after {latency}",
+              file=sys.stderr)
     if args.save:
         write_wav(args.save, pcm)
         print(f"bot audio saved to {args.save}", file=sys.stderr)

@@ -45,6 +45,7 @@ from dispatch.store import CallStore, TurnData
 log = logging.getLogger(__name__)
 
 _ARRIVALS_KEPT = 3000  # 60 s of 20 ms frames
+_HOLD_REPEAT_S = 10.0  # a caller waiting for a dispatcher hears "please hold" at most this often
 
 
 class SpeechSource(Protocol):
@@ -95,6 +96,7 @@ class CallSession:
         self._replies = 0
         self._last_turn: DialogTurn | None = None
         self._end_marker: asyncio.Task[None] | None = None
+        self._last_hold_at = float("-inf")
         self.outcome = CallOutcome()
 
     # ----- gateway side ------------------------------------------------
@@ -231,7 +233,12 @@ class CallSession:
     async def _take_turn(self, transcript: Transcript) -> None:
         speech_end_at = self._arrival_time(transcript.end_ms)
         self._record_caller(transcript)
-        if self._handed_off or self._caller_hung_up.is_set():
+        if self._caller_hung_up.is_set():
+            return
+        if self._handed_off:
+            # Waiting for a dispatcher: never leave a caller talking to silence.
+            if time.monotonic() - self._last_hold_at > _HOLD_REPEAT_S:
+                await self._say_prompt(Prompt.HOLD, "hold")
             return
         self._busy = True
         try:
@@ -303,6 +310,8 @@ class CallSession:
             await self._save_incident(self._last_turn)
 
     async def _say_prompt(self, prompt: Prompt, mark: str) -> None:
+        if prompt is Prompt.HOLD:
+            self._last_hold_at = time.monotonic()
         text = prompt_text(prompt, self.info.language)
         try:
             speech = await self._speak(text)

@@ -326,3 +326,22 @@ async def test_a_failing_store_never_breaks_the_call(executor) -> None:
     session.hangup("caller hung up")
     outcome = await asyncio.wait_for(task, 5)
     assert outcome.status == "completed"
+
+
+async def test_caller_waiting_for_a_dispatcher_is_told_to_hold(executor) -> None:
+    session, output, dialog, store = make_session(
+        executor,
+        texts=["fire at number 5", "hello? is anyone there?"],
+        replies=[DialogTurn(reply="an officer is coming on the line", handoff=True)],
+    )
+    task = asyncio.create_task(session.run())
+    await wait_for(lambda: "greeting" in output.marks)
+    await say(session, tone(0.8) + silence(0.6))
+    await wait_for(lambda: "reply-1" in output.marks)
+    await say(session, tone(0.8) + silence(0.6))
+    await wait_for(lambda: "hold" in output.marks)
+    session.hangup("caller hung up")
+    outcome = await asyncio.wait_for(task, 5)
+    assert dialog.heard == ["fire at number 5"]  # the bot no longer runs the dialog
+    assert outcome.status == "handed_off"
+    assert [t.text for t in store.turns if t.speaker == "caller"][-1] == "hello? is anyone there?"
