@@ -65,7 +65,7 @@ def english_clips(max_clips: int) -> list[Clip]:
 
 def vietnamese_clips(directory: Path | None, max_clips: int) -> list[Clip]:
     return [
-        Clip(path.stem, text, corpus.load_wav_16k(path))
+        Clip(path.stem, text, corpus.read_wav_16k(path))
         for path, text in corpus.vieneu_clips(directory)[:max_clips]
     ]
 

@@ -68,7 +68,7 @@ def load_turns(lang: str, band: str, clips_dir: Path | None, max_turns: int) -> 
         clips = corpus.vieneu_clips(clips_dir)  # None: $CALLBOT_TEST_AUDIO_DIR/vieneu
         if not clips:
             raise SystemExit("no Vietnamese clips: run scripts/setup.sh --test or pass --clips")
-        pcms = [corpus.load_wav_16k(path) for path, _ in clips[:max_turns]]
+        pcms = [corpus.read_wav_16k(path) for path, _ in clips[:max_turns]]
     if band == "phone":
         pcms = [corpus.phone_band(pcm) for pcm in pcms]
     return pcms

@@ -9,11 +9,8 @@ import os
 import shutil
 import subprocess
 import tempfile
-import wave
 from dataclasses import dataclass
 from pathlib import Path
-
-import numpy as np
 
 from callcenter.audio import (
     StreamResampler,
@@ -21,8 +18,8 @@ from callcenter.audio import (
     mulaw_decode,
     mulaw_encode,
     pcm_to_array,
-    resample,
 )
+from callcenter.audio import read_wav_16k as read_wav_16k  # re-exported
 from callcenter.events import INTERNAL_RATE_HZ
 
 PHONE_RATE_HZ = 8000
@@ -66,7 +63,7 @@ def espeak_pcm(text: str, voice: str = "en", rate_wpm: int = 150) -> bytes:
             capture_output=True,
             timeout=_ESPEAK_TIMEOUT_S,
         )
-        return load_wav_16k(wav_path)
+        return read_wav_16k(wav_path)
 
 
 def phone_band(pcm16k: bytes) -> bytes:
@@ -74,19 +71,6 @@ def phone_band(pcm16k: bytes) -> bytes:
     narrow = StreamResampler(INTERNAL_RATE_HZ, PHONE_RATE_HZ).process(pcm_to_array(pcm16k))
     line = mulaw_decode(mulaw_encode(narrow))
     return array_to_pcm(StreamResampler(PHONE_RATE_HZ, INTERNAL_RATE_HZ).process(line))
-
-
-def load_wav_16k(path: Path) -> bytes:
-    """A 16-bit PCM WAV file (any rate, mono or stereo) as 16 kHz mono."""
-    with wave.open(str(path), "rb") as wav:
-        if wav.getsampwidth() != 2:
-            raise ValueError(f"{path}: only 16-bit PCM WAV is supported")
-        channels = wav.getnchannels()
-        rate_hz = wav.getframerate()
-        samples = np.frombuffer(wav.readframes(wav.getnframes()), dtype="<i2")
-    if channels > 1:
-        samples = samples.reshape(-1, channels).mean(axis=1).round().astype(np.int16)
-    return array_to_pcm(resample(samples.astype(np.int16), rate_hz, INTERNAL_RATE_HZ))
 
 
 def silence_pcm(duration_ms: int) -> bytes:

@@ -29,6 +29,26 @@ def nfc(text: str) -> str:
     return unicodedata.normalize("NFC", text)
 
 
+# Old and new tone placement are both in use ("hòa"/"hoà", "thủy"/"thuỷ");
+# keys use the new style so either spelling matches.
+_TONE_STYLE: dict[str, str] = {
+    old: new
+    for vowel, follower in (("o", "a"), ("o", "e"), ("u", "y"))
+    for old, new in (
+        (unicodedata.normalize("NFC", vowel + mark + follower),
+         unicodedata.normalize("NFC", vowel + follower + mark))
+        for mark in ("\u0300", "\u0301", "\u0309", "\u0303", "\u0323")
+    )
+}  # fmt: skip
+_TONE_RE = re.compile("|".join(_TONE_STYLE))
+
+
+def canon(word: str) -> str:
+    """NFC, lower case, tone marks placed in the new style: "Hòa" -> "hoà"."""
+    lowered = nfc(word).lower()
+    return _TONE_RE.sub(lambda m: _TONE_STYLE[m.group()], lowered)
+
+
 def fold(text: str) -> str:
     """Lower case without diacritics: "Đống Đa" -> "dong da"."""
     lowered = unicodedata.normalize("NFD", text.lower().replace("đ", "d").replace("Đ", "d"))
@@ -79,7 +99,7 @@ def tokenize(text: str) -> list[Token]:
     for match in _WORD.finditer(text):
         if _CLAUSE_BREAK.search(text, last_end, match.start()):
             clause += 1
-        key = match.group().lower()
+        key = canon(match.group())
         tokens.append(Token(key, fold(key), match.start(), match.end(), clause))
         last_end = match.end()
     return tokens
@@ -89,7 +109,7 @@ def word_pattern(word: str) -> str:
     """Regex (no groups) for one word or a '/'-separated set of alternatives."""
     alternatives: list[str] = []
     for alt in word.split("/"):
-        alt = nfc(alt).lower()
+        alt = canon(alt)
         for form in (alt, fold(alt)):
             escaped = re.escape(form)
             if escaped not in alternatives:

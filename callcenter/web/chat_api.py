@@ -30,26 +30,15 @@ class ChatMessage(BaseModel):
     text: str = Field(min_length=1, max_length=MAX_MESSAGE_CHARS * 2)
 
 
-class ChatStateOut(BaseModel):
-    category: str | None
-    priority: int | None
-    requested_slot: str | None
-    slots: dict[str, str]
-    red_flags: list[str]
-    handoff: bool
-    done: bool
-    incident_id: str | None
-
-
 class ChatOpened(BaseModel):
     session_id: str
     messages: list[str]
-    state: ChatStateOut
+    state: ChatState
 
 
 class ChatReply(BaseModel):
     messages: list[str]
-    state: ChatStateOut
+    state: ChatState
 
 
 def _chat_service(request: Request) -> ChatService:
@@ -61,19 +50,6 @@ def _chat_service(request: Request) -> ChatService:
 
 
 Chat = Annotated[ChatService, Depends(_chat_service)]
-
-
-def _state(state: ChatState) -> ChatStateOut:
-    return ChatStateOut(
-        category=state.category,
-        priority=state.priority,
-        requested_slot=state.requested_slot,
-        slots=state.slots,
-        red_flags=state.red_flags,
-        handoff=state.handoff,
-        done=state.done,
-        incident_id=state.incident_id,
-    )
 
 
 def chat_router() -> APIRouter:
@@ -88,7 +64,7 @@ def chat_router() -> APIRouter:
             )
         except ChatError as exc:
             raise HTTPException(exc.status_code, exc.detail) from exc
-        return ChatOpened(session_id=session_id, messages=messages, state=_state(state))
+        return ChatOpened(session_id=session_id, messages=messages, state=state)
 
     @router.post("/api/v1/chat/sessions/{session_id}/messages", tags=["chat"])
     async def send_message(session_id: str, body: ChatMessage, chat: Chat) -> ChatReply:
@@ -97,7 +73,7 @@ def chat_router() -> APIRouter:
             messages, state = await chat.message(session_id, body.text)
         except ChatError as exc:
             raise HTTPException(exc.status_code, exc.detail) from exc
-        return ChatReply(messages=messages, state=_state(state))
+        return ChatReply(messages=messages, state=state)
 
     @router.get("/chat", response_class=HTMLResponse, include_in_schema=False)
     async def chat_page() -> HTMLResponse:

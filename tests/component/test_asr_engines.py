@@ -29,8 +29,8 @@ from bench.corpus import (
     ENGLISH_CALLER_TURNS,
     default_audio_dir,
     espeak_pcm,
-    load_wav_16k,
     phone_band,
+    read_wav_16k,
     silence_pcm,
     vieneu_clips,
 )
@@ -156,7 +156,7 @@ def test_viet_asr_full_band_word_error_rate(
     vietasr: Transcriber, clips: list[tuple[Path, str]]
 ) -> None:
     rates = [
-        word_error_rate(reference, vietasr.transcribe(load_wav_16k(path), Language.VI).text)
+        word_error_rate(reference, vietasr.transcribe(read_wav_16k(path), Language.VI).text)
         for path, reference in clips
     ]
     assert statistics.mean(rates) < MAX_VI_WER_FULL_BAND, rates
@@ -169,7 +169,7 @@ def test_viet_asr_streams_phone_band_audio_in_20_ms_chunks(
     rates = []
     try:
         for path, reference in clips:  # one decoder, reset by every finish()
-            pcm = phone_band(load_wav_16k(path))
+            pcm = phone_band(read_wav_16k(path))
             for offset in range(0, len(pcm), FRAME_BYTES):
                 decoder.accept(pcm[offset : offset + FRAME_BYTES])
             recognition = decoder.finish()
@@ -272,7 +272,7 @@ async def test_call_recognizer_streams_vietnamese_to_viet_asr(
 ) -> None:
     (path_a, ref_a), (path_b, ref_b) = clips[:2]
     pcm = phone_band(
-        silence_pcm(500) + load_wav_16k(path_a) + silence_pcm(1500) + load_wav_16k(path_b)
+        silence_pcm(500) + read_wav_16k(path_a) + silence_pcm(1500) + read_wav_16k(path_b)
     )
     heard = await recognise(vietasr, Language.VI, pcm + silence_pcm(800))
     assert len(heard.started) == len(heard.transcripts) == 2
