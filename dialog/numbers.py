@@ -26,12 +26,12 @@ _DIGIT_WORDS: Final[dict[str, int]] = {
     "tám": 8, "eight": 8,
     "chín": 9, "nine": 9,
 }  # fmt: skip
-# Words that are numbers but also common words ("không" = no, "năm" = year,
-# "ba" = dad, "tư" = private, "o" = aunt): converted only inside a run of
-# numbers or after a cue such as "số".
+# Words that are numbers but also common words or names ("không" = no,
+# "năm" = year, "ba" = dad, "tư" = private, "Hai Bà Trưng"): converted only
+# inside a run of numbers or after a cue such as "số".
 _AMBIGUOUS: Final[frozenset[str]] = frozenset(
     {"không", "linh", "lẻ", "oh", "o", "nil", "ba", "tư", "năm", "lăm", "nhăm", "mốt", "một",
-     "one", "bảy", "bẩy", "sáu", "tám", "bốn"}
+     "one", "hai", "bảy", "bẩy", "sáu", "tám", "bốn", "chín"}
 )  # fmt: skip
 _TEEN_WORDS: Final[dict[str, int]] = {
     "ten": 10, "eleven": 11, "twelve": 12, "thirteen": 13, "fourteen": 14, "fifteen": 15,

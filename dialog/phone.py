@@ -56,8 +56,8 @@ def is_plausible_vn_phone(number: str) -> bool:
         return False
     if len(number) == 10:
         return number[:3] in MOBILE_PREFIXES
-    if len(number) == 11:
-        return number.startswith("02") and number[2] != "0"
+    if len(number) == 11:  # area codes run 0203-0299 (Hanoi 024, HCMC 028)
+        return number.startswith("02") and number[2:4] not in ("00", "01", "02")
     return False
 
 

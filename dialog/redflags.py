@@ -49,7 +49,11 @@ class _Rule:
     en: tuple[str, ...]
 
 
-_PERSON_EN = "he/she/they/someone/somebody/people/person/man/woman/family/dad/mum/mom"
+_PERSON_EN = (
+    "he/she/they/someone/somebody/people/person/man/woman/family/dad/mum/mom/father/"
+    "mother/husband/wife/son/daughter/grandma/grandpa/grandmother/grandfather/friend/"
+    "neighbour/neighbor/boss/colleague/brother/sister/guy/lady"
+)
 
 _RULES: Final[tuple[_Rule, ...]] = (
     _Rule(
@@ -128,7 +132,7 @@ _RULES: Final[tuple[_Rule, ...]] = (
         RedFlag.GAS_LEAK,
         vi=(
             "rò/rỉ/xì/hở/thoát ga/gas/khí", "rò rỉ ga/gas/khí", "mùi ga/gas", "mùi khí ga/gas",
-            "bình ga/gas * rò/rỉ/xì/hở", "khí ga/gas", "ga/gas bị rò/rỉ/xì/hở",
+            "bình ga/gas ** rò/rỉ/xì/hở", "khí ga/gas", "ga/gas * bị rò/rỉ/xì/hở",
             "ngửi thấy * ga/gas", "van ga/gas * hỏng/hở", "nổ bình ga/gas", "khí độc",
             "khí co/CO",
         ),
@@ -220,6 +224,7 @@ _LINKING: Final[frozenset[str]] = frozenset(
      "been", "be", "seem", "seems", "smell", "see", "any", "a", "an", "the", "there", "is",
      "are", "was", "were", "it's", "getting", "really", "actually"}
 )  # fmt: skip
+_COORDINATORS: Final[frozenset[str]] = frozenset({"hay", "hoac", "va", "or", "nor", "and"})
 _QUANTIFIED: Final[tuple[tuple[str, ...], ...]] = tuple(
     tuple(cue.split())
     for cue in (
@@ -286,6 +291,9 @@ def _negated(tokens: tuple[Token, ...], first: int) -> bool:
     while i >= 0 and tokens[i].clause == clause and links < _LINK_MAX:
         if tokens[i].folded in _NEGATORS:
             return True
+        if tokens[i].folded in _COORDINATORS and i > 0:
+            i -= 2  # "không có dao hay súng": skip "hay dao"
+            continue
         if tokens[i].folded not in _LINKING:
             break
         i -= 1
