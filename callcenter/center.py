@@ -8,7 +8,9 @@ import logging
 import os
 import resource
 import time
+from collections.abc import Awaitable
 from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
 
 from asr.factory import AsrEngines, load_engines
 from asr.model import ensure_whisper_model
@@ -19,12 +21,15 @@ from callcenter.prompts import all_prompts
 from callcenter.session import CallOutcome, CallSession, SessionServices
 from callcenter.settings import Settings
 from dialog.base import Dialog
+from dialog.rasa_dialog import RasaDialog
+from dialog.rasa_process import RasaProcesses, RasaSettings
 from dialog.scripted import ScriptedDialog
 from dispatch.store import SqlCallStore
 from tts.cache import PromptCache
 from tts.pyttsx3_engine import Pyttsx3Synthesizer
 
 log = logging.getLogger(__name__)
+_T = TypeVar("_T")
 
 
 class NotReady(CallbotError):
@@ -49,12 +54,16 @@ class CallCenter:
         self._store: SqlCallStore | None = None
         self._executor: ThreadPoolExecutor | None = None
         self._chat: ChatService | None = None
+        self._rasa: RasaProcesses | None = None
+        self._rasa_dialog: RasaDialog | None = None
+        self._rasa_settings = RasaSettings()
         self._no_calls = asyncio.Event()
         self._no_calls.set()
 
     @property
     def ready(self) -> bool:
-        return self._services is not None
+        """Calls are taken: speech, store and dialog all answered at start-up."""
+        return self._services is not None and self._dialog_ok()
 
     @property
     def store(self) -> SqlCallStore:
@@ -69,45 +78,26 @@ class CallCenter:
         return self._chat
 
     async def start(self) -> None:
-        """Load models and open the store; the HTTP server answers meanwhile."""
+        """Open the store, start the dialog and load the speech models, in parallel.
+
+        The HTTP server answers meanwhile (health says "starting"). When the
+        dialog cannot start, calls are still answered and handed to a human
+        with the hold prompt; health says "degraded".
+        """
         settings = self.settings
         settings.data_dir.mkdir(parents=True, exist_ok=True)
+        dialog = self._make_dialog()
+        dialog_started = asyncio.create_task(self._start_dialog())
         try:
-            store = SqlCallStore(settings.resolved_database_url)
-            await store.create_schema()
-            self._store = store
-            self.components["store"] = "ok"
-
-            synth = Pyttsx3Synthesizer()
-            await asyncio.to_thread(synth.start)
-            self._synth = synth
-            dialog: Dialog = ScriptedDialog()
-            self.components["dialog"] = f"ok ({dialog.name})"
-            self._chat = ChatService(dialog, store, dialog_timeout_s=settings.dialog_timeout_s)
-            cache = PromptCache(synth)
-            await cache.warm(
-                (text, language)
-                for language in Language
-                for text in [*dialog.fixed_prompts(language), *all_prompts(language)]
-            )
-            self.components["tts"] = f"ok ({len(cache)} prompts cached)"
-
-            model_dir = settings.whisper_model_dir
-            if model_dir is None:
-                model_dir = await asyncio.to_thread(
-                    ensure_whisper_model, settings.models_dir / "whisper-base"
-                )
-            engines = await asyncio.to_thread(load_engines, settings, model_dir)
-            self._engines = engines
-            self.components["asr"] = ", ".join(f"{k}: {v}" for k, v in engines.status().items())
-        except CallbotError as exc:
-            log.error("start-up failed: %s", exc)
-            for name, state in self.components.items():
-                if state == "starting":
-                    self.components[name] = f"failed: {exc}"
+            store = await self._step("store", self._open_store())
+            cache = await self._step("tts", self._start_speech_output(dialog))
+            engines = await self._step("asr", self._load_asr())
+        except CallbotError:
+            dialog_started.cancel()
             return
-
+        await dialog_started
         self._executor = ThreadPoolExecutor(settings.asr_workers, thread_name_prefix="asr")
+        self._chat = ChatService(dialog, store, dialog_timeout_s=settings.dialog_timeout_s)
         self._services = SessionServices(
             settings=settings,
             transcriber_for=engines.for_language,
@@ -117,9 +107,91 @@ class CallCenter:
             store=store,
         )
         self.ready_after_s = time.monotonic() - self.started_at
-        log.info("ready to take calls after %.1f s", self.ready_after_s)
+        log.info("taking calls after %.1f s (dialog: %s)", self.ready_after_s,
+                 self.components["dialog"])
+
+    async def _step(self, component: str, work: Awaitable[_T]) -> _T:
+        try:
+            result = await work
+        except CallbotError as exc:
+            self.components[component] = f"failed: {exc}"
+            log.error("%s failed to start: %s", component, exc)
+            raise
+        if self.components[component] == "starting":
+            self.components[component] = "ok"
+        return result
+
+    async def _open_store(self) -> SqlCallStore:
+        store = SqlCallStore(self.settings.resolved_database_url)
+        await store.create_schema()
+        self._store = store
+        return store
+
+    async def _start_speech_output(self, dialog: Dialog) -> PromptCache:
+        synth = Pyttsx3Synthesizer()
+        await asyncio.to_thread(synth.start)
+        self._synth = synth
+        cache = PromptCache(synth)
+        await cache.warm(
+            (text, language)
+            for language in Language
+            for text in [*dialog.fixed_prompts(language), *all_prompts(language)]
+        )
+        self.components["tts"] = f"ok ({len(cache)} prompts cached)"
+        return cache
+
+    async def _load_asr(self) -> AsrEngines:
+        model_dir = self.settings.whisper_model_dir
+        if model_dir is None:
+            model_dir = await asyncio.to_thread(
+                ensure_whisper_model, self.settings.models_dir / "whisper-base"
+            )
+        engines = await asyncio.to_thread(load_engines, self.settings, model_dir)
+        self._engines = engines
+        self.components["asr"] = ", ".join(f"{k}: {v}" for k, v in engines.status().items())
+        return engines
+
+    def _make_dialog(self) -> Dialog:
+        settings = self.settings
+        if settings.dialog_engine == "scripted":
+            return ScriptedDialog()
+        self._rasa_settings = RasaSettings.for_data_dir(
+            settings.data_dir,
+            url=settings.rasa_url,
+            port=settings.rasa_port,
+            action_port=settings.rasa_action_port,
+            timeout_s=settings.dialog_timeout_s,
+            start_timeout_s=settings.rasa_start_timeout_s,
+        )
+        url = settings.rasa_url or f"http://{self._rasa_settings.host}:{settings.rasa_port}"
+        self._rasa_dialog = RasaDialog(url, timeout_s=settings.dialog_timeout_s)
+        return self._rasa_dialog
+
+    async def _start_dialog(self) -> None:
+        settings = self.settings
+        if settings.dialog_engine == "scripted":
+            self.components["dialog"] = "ok (scripted STAND-IN, not the product)"
+            return
+        if settings.rasa_url is not None:
+            self.components["dialog"] = f"ok (rasa at {settings.rasa_url})"
+            return
+        processes = RasaProcesses(self._rasa_settings)
+        try:
+            await processes.start()
+        except CallbotError as exc:
+            self.components["dialog"] = f"failed: {exc}"
+            log.error("the Rasa dialog did not start; calls go to a human: %s", exc)
+            return
+        self._rasa = processes
+        self.components["dialog"] = "ok (rasa)"
+
+    def _dialog_ok(self) -> bool:
+        if self._rasa is not None and not self._rasa.ready:
+            return False
+        return self.components["dialog"].startswith("ok")
 
     def open_call(self, info: CallInfo, output: CallOutput) -> CallSession:
+        """A new call; answered whenever speech works, even with the dialog down."""
         if self._services is None:
             raise NotReady(
                 "service starting: "
@@ -152,11 +224,19 @@ class CallCenter:
             self._engines.close()
         if self._synth is not None:
             await asyncio.to_thread(self._synth.close)
+        if self._rasa_dialog is not None:
+            await self._rasa_dialog.aclose()
+        if self._rasa is not None:
+            await self._rasa.stop()
         if self._store is not None:
             await self._store.close()
 
     def health(self) -> tuple[int, dict[str, object]]:
         failed = [k for k, v in self.components.items() if v.startswith("failed")]
+        components = dict(self.components)
+        if self._rasa is not None and not self._rasa.ready:
+            components["dialog"] = "restarting (rasa)"
+            failed.append("dialog")
         if self.ready:
             status = "ok"
         elif failed:
@@ -165,7 +245,7 @@ class CallCenter:
             status = "starting"
         body: dict[str, object] = {
             "status": status,
-            "components": dict(self.components),
+            "components": components,
             "calls_in_progress": len(self.calls),
             "ready_after_s": self.ready_after_s,
             "rss_mb": _rss_mb(),

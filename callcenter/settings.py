@@ -45,6 +45,13 @@ class Settings(BaseSettings):
     silence_reprompt_s: float = Field(default=7.0, ge=1.0)
     silence_max_reprompts: int = Field(default=2, ge=0)
 
+    # Dialog: the Rasa server (started here unless CALLBOT_RASA_URL points at one)
+    dialog_engine: Literal["rasa", "scripted"] = "rasa"
+    rasa_url: str | None = None
+    rasa_port: int = Field(default=5005, ge=1, le=65535)
+    rasa_action_port: int = Field(default=5055, ge=1, le=65535)
+    rasa_start_timeout_s: float = Field(default=90.0, gt=0)
+
     # Time limits for the parts of a turn; past them the call goes to a human
     dialog_timeout_s: float = Field(default=3.0, gt=0)
     tts_timeout_s: float = Field(default=3.0, gt=0)
