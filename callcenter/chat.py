@@ -55,7 +55,8 @@ class _Chat:
     last_active_s: float
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     turn: DialogTurn = field(default_factory=lambda: DialogTurn(reply=""))
-    handed_off: bool = False
+    muted: bool = False  # the dialog failed: a dispatcher answers from here on
+    dispatcher_requested: bool = False
     incident_written: bool = False
 
 
@@ -113,7 +114,7 @@ class ChatService:
             chat.last_active_s = time.monotonic()
             with call_context(session_id):
                 await self._record(chat, "caller", cleaned, None)
-                if chat.handed_off:
+                if chat.muted:
                     return [], self._state(chat)
                 try:
                     turn = await asyncio.wait_for(
@@ -126,17 +127,16 @@ class ChatService:
                 chat.turn = turn
                 await self._record(chat, "bot", turn.reply, turn)
                 await self._write_incident(chat, turn)
-                if turn.handoff:
-                    chat.handed_off = True
-                if turn.done or turn.handoff:
-                    await self._close(
-                        chat, "handed_off" if turn.handoff else "completed", "dialog finished"
-                    )
+                # A hand-off asks a dispatcher to take over; the dialog keeps
+                # gathering details (and the incident keeps growing) until one does.
+                chat.dispatcher_requested = chat.dispatcher_requested or turn.handoff
+                if turn.done:
+                    await self._close(chat, self._status(chat), "dialog finished")
         return [turn.reply], self._state(chat)
 
     async def _hand_off(self, chat: _Chat, reason: str) -> str:
         log.error("chat handed to a human: %s", reason)
-        chat.handed_off = True
+        chat.muted = True
         text = prompt_text(Prompt.HOLD, chat.info.language)
         await self._record(chat, "bot", text, None)
         await self._write_incident(chat, chat.turn)
@@ -183,9 +183,7 @@ class ChatService:
         for session_id, chat in list(self._chats.items()):
             if now - chat.last_active_s > self._idle_timeout_s and not chat.lock.locked():
                 del self._chats[session_id]
-                await self._close(
-                    chat, "handed_off" if chat.handed_off else "completed", "chat idle"
-                )
+                await self._close(chat, self._status(chat), "chat idle")
                 await self._dialog.end(session_id)
 
     def _state(self, chat: _Chat) -> ChatState:
@@ -196,10 +194,14 @@ class ChatService:
             requested_slot=turn.requested_slot,
             slots=dict(turn.slots),
             red_flags=list(turn.red_flags),
-            handoff=chat.handed_off or turn.handoff,
+            handoff=chat.muted or chat.dispatcher_requested,
             done=turn.done,
             incident_id=incident_id_for(chat.info.call_id) if chat.incident_written else None,
         )
+
+    @staticmethod
+    def _status(chat: _Chat) -> CallStatus:
+        return "handed_off" if chat.muted or chat.dispatcher_requested else "completed"
 
     async def _safe(self, write: object, what: str) -> None:
         try:

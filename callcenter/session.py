@@ -90,7 +90,7 @@ class CallSession:
         self._last_activity = self._started_at
         self._caller_hung_up = asyncio.Event()
         self._finished = asyncio.Event()
-        self._handed_off = False
+        self._muted = False
         self._busy = False
         self._reprompts = 0
         self._replies = 0
@@ -216,7 +216,7 @@ class CallSession:
     async def _on_asr_event(self, event: SpeechStarted | Transcript) -> None:
         self._last_activity = time.monotonic()
         if isinstance(event, SpeechStarted):
-            if not self._handed_off and await self._player.interrupt():
+            if not self._muted and await self._player.interrupt():
                 log.info("caller barged in at %d ms", event.start_ms)
             return
         self._reprompts = 0
@@ -235,8 +235,9 @@ class CallSession:
         self._record_caller(transcript)
         if self._caller_hung_up.is_set():
             return
-        if self._handed_off:
-            # Waiting for a dispatcher: never leave a caller talking to silence.
+        if self._muted:
+            # The bot failed and a dispatcher is coming: never leave a caller
+            # talking to silence.
             if time.monotonic() - self._last_hold_at > _HOLD_REPEAT_S:
                 await self._say_prompt(Prompt.HOLD, "hold")
             return
@@ -269,16 +270,23 @@ class CallSession:
 
         self._player.enqueue(speech, f"reply-{self._replies}", first_audio)
         await self._save_incident(turn)
-        if turn.handoff:
-            self._handed_off = True
+        if turn.handoff and self.outcome.status != "handed_off":
+            # A dispatcher is asked to take the call; until one does, the bot
+            # keeps gathering details and the incident keeps growing.
             self.outcome.status = "handed_off"
-            self.outcome.handoff_reason = "dialog requested a dispatcher"
+            self.outcome.handoff_reason = turn.slots.get("handoff_reason") or (
+                "red flag: " + ", ".join(turn.red_flags)
+                if turn.red_flags
+                else "dialog requested a dispatcher"
+            )
+            log.info("dispatcher requested: %s", self.outcome.handoff_reason)
 
     async def _silence_watchdog(self) -> None:
         limit_s = self._settings.silence_reprompt_s
         while True:
             await asyncio.sleep(0.25)
-            if self._handed_off or self._busy or self._player.speaking:
+            waiting_for_dispatcher = self.outcome.status == "handed_off"
+            if self._muted or waiting_for_dispatcher or self._busy or self._player.speaking:
                 self._last_activity = max(self._last_activity, self._player.finished_at)
                 continue
             quiet_s = time.monotonic() - max(self._last_activity, self._player.finished_at)
@@ -290,7 +298,7 @@ class CallSession:
                 await self._say_prompt(Prompt.STILL_THERE, f"reprompt-{self._reprompts}")
                 continue
             log.info("caller silent after %d re-prompts; ending the call", self._reprompts)
-            self._handed_off = True
+            self._muted = True
             self.outcome.status = "handed_off"
             self.outcome.handoff_reason = "silent call: a dispatcher should call back"
             self.outcome.end_reason = "caller silent"
@@ -301,7 +309,7 @@ class CallSession:
     # ----- failing toward a human -------------------------------------
     async def _fail_to_human(self, reason: str) -> None:
         log.error("handing the call to a human: %s", reason)
-        self._handed_off = True
+        self._muted = True
         self.outcome.status = "handed_off"
         self.outcome.handoff_reason = reason
         await self._player.interrupt()

@@ -328,20 +328,54 @@ async def test_a_failing_store_never_breaks_the_call(executor) -> None:
     assert outcome.status == "completed"
 
 
-async def test_caller_waiting_for_a_dispatcher_is_told_to_hold(executor) -> None:
+async def test_after_a_hand_off_request_the_bot_keeps_gathering_details(executor) -> None:
     session, output, dialog, store = make_session(
         executor,
-        texts=["fire at number 5", "hello? is anyone there?"],
-        replies=[DialogTurn(reply="an officer is coming on the line", handoff=True)],
+        texts=["my neighbour is not breathing", "number 5 Hang Bai"],
+        replies=[
+            DialogTurn(
+                reply="help is coming, where are you",
+                handoff=True,
+                red_flags=("not_breathing",),
+                category="medical",
+            ),
+            DialogTurn(
+                reply="number 5 Hang Bai, is that right",
+                handoff=True,
+                category="medical",
+                slots={"incident_location": "number 5 Hang Bai"},
+            ),
+        ],
     )
     task = asyncio.create_task(session.run())
     await wait_for(lambda: "greeting" in output.marks)
     await say(session, tone(0.8) + silence(0.6))
     await wait_for(lambda: "reply-1" in output.marks)
     await say(session, tone(0.8) + silence(0.6))
-    await wait_for(lambda: "hold" in output.marks)
+    await wait_for(lambda: "reply-2" in output.marks)
     session.hangup("caller hung up")
     outcome = await asyncio.wait_for(task, 5)
-    assert dialog.heard == ["fire at number 5"]  # the bot no longer runs the dialog
+    assert dialog.heard == ["my neighbour is not breathing", "number 5 Hang Bai"]
+    assert outcome.status == "handed_off"
+    assert outcome.handoff_reason == "red flag: not_breathing"
+    assert store.incidents[-1].location_text == "number 5 Hang Bai"
+
+
+async def test_caller_talking_after_a_failure_is_told_to_hold(executor, monkeypatch) -> None:
+    monkeypatch.setattr("callcenter.session._HOLD_REPEAT_S", 0.0)
+    session, output, dialog, store = make_session(
+        executor,
+        texts=["fire at number 5", "hello? is anyone there?"],
+        replies=[DialogError("rasa down")],
+    )
+    task = asyncio.create_task(session.run())
+    await wait_for(lambda: "greeting" in output.marks)
+    await say(session, tone(0.8) + silence(0.6))
+    await wait_for(lambda: output.marks.count("hold") == 1)
+    await say(session, tone(0.8) + silence(0.6))
+    await wait_for(lambda: output.marks.count("hold") == 2)
+    session.hangup("caller hung up")
+    outcome = await asyncio.wait_for(task, 5)
+    assert dialog.heard == ["fire at number 5"]  # the failed dialog is not asked again
     assert outcome.status == "handed_off"
     assert [t.text for t in store.turns if t.speaker == "caller"][-1] == "hello? is anyone there?"
