@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from asr.base import Recognition, Transcriber, UtteranceDecoder
+from asr.base import Recognition, SpeculativeDecoder, Transcriber, UtteranceDecoder
 from asr.endpointer import (
     Endpointer,
     EndpointerConfig,
@@ -16,10 +16,11 @@ from asr.endpointer import (
     SpeechBegan,
     SpeechContinues,
     SpeechEnded,
+    SpeechPaused,
 )
 from asr.errors import AsrError, ModelError
 from asr.factory import AsrEngines, load_engines
-from asr.recognizer import CallRecognizer
+from asr.recognizer import CallRecognizer, SpeculationStats
 from asr.vietasr_engine import VietAsrTranscriber
 from asr.wer import word_error_rate
 from asr.whisper_engine import WhisperTranscriber
@@ -36,9 +37,12 @@ __all__ = [
     "EndpointerConfig",
     "ModelError",
     "Recognition",
+    "SpeculationStats",
+    "SpeculativeDecoder",
     "SpeechBegan",
     "SpeechContinues",
     "SpeechEnded",
+    "SpeechPaused",
     "Transcriber",
     "UtteranceDecoder",
     "VietAsrTranscriber",

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from callcenter.events import Language
 
@@ -37,6 +37,30 @@ class UtteranceDecoder(Protocol):
 
     def close(self) -> None:
         """Release the decoder; idempotent."""
+        ...
+
+
+@runtime_checkable
+class SpeculativeDecoder(UtteranceDecoder, Protocol):
+    """A decoder that can decode early, while the caller pauses (optional capability).
+
+    For engines that decode only at the end (Whisper): the recogniser calls
+    `peek` when the caller pauses and, if the pause turns out to be the end of
+    the utterance, uses its result and calls `reset` instead of `finish`.
+    Streaming engines whose `finish` is cheap need not implement it.
+    Same threading rule as `UtteranceDecoder`: one worker at a time, in order.
+    """
+
+    def peek(self, silence_after_ms: int) -> Recognition:
+        """Decode what was accepted since the last finish, keeping it (more may follow).
+
+        Decode it as if `silence_after_ms` of silence followed, so that the result
+        matches what `finish` would return once the endpoint silence has passed.
+        """
+        ...
+
+    def reset(self) -> None:
+        """Drop what was accepted since the last finish, for the next utterance."""
         ...
 
 

@@ -11,6 +11,11 @@ which has quiet gaps between syllables.
   `min_utterance_ms` before speech is declared; shorter bursts (clicks, a
   cough on the line) are ignored. The declared start is the first voiced frame,
   and the audio handed over starts `preroll_ms` before it.
+- Pause: when `pause_after_ms` is set and shorter than `endpoint_silence_ms`,
+  `SpeechPaused` reports once per pause that the trailing silence inside an
+  utterance reached it. A voiced `SpeechContinues` after it means the caller
+  resumed; otherwise the next event that closes the pause is `SpeechEnded`.
+  The recogniser uses this to decode early (speculatively).
 - End: `endpoint_silence_ms` of unvoiced frames (the hangover), or
   `max_utterance_s` of speech, whichever comes first; `flush` ends a pending
   utterance when the input stops (hang-up).
@@ -41,9 +46,31 @@ class SpeechBegan:
 
 @dataclass(frozen=True, slots=True)
 class SpeechContinues:
-    """Audio inside the current utterance (after `SpeechBegan`, up to `SpeechEnded`)."""
+    """Audio inside the current utterance (after `SpeechBegan`, up to `SpeechEnded`).
+
+    `voiced` says whether the frame counted as speech (not as a pause in it).
+    """
 
     pcm: bytes
+    voiced: bool
+
+
+@dataclass(frozen=True, slots=True)
+class SpeechPaused:
+    """The silence inside the current utterance reached `pause_after_ms`.
+
+    Follows the `SpeechContinues` of the frame that reached it, so the audio
+    handed over so far runs up to `at_ms` (call time). `speech_end_ms` is the end
+    of the last voiced frame: the utterance's `end_ms` if it ends in this pause.
+    """
+
+    at_ms: int
+    speech_end_ms: int
+
+    @property
+    def silence_ms(self) -> int:
+        """How long the caller has been silent."""
+        return self.at_ms - self.speech_end_ms
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,12 +81,13 @@ class SpeechEnded:
     reason: EndReason
 
 
-EndpointEvent = SpeechBegan | SpeechContinues | SpeechEnded
+EndpointEvent = SpeechBegan | SpeechContinues | SpeechPaused | SpeechEnded
 
 
 @dataclass(frozen=True, slots=True)
 class EndpointerConfig:
     endpoint_silence_ms: int = 500
+    pause_after_ms: int | None = None  # report SpeechPaused; None or 0: never
     min_utterance_ms: int = 200
     max_utterance_s: float = 15.0
     preroll_ms: int = 300
@@ -101,6 +129,7 @@ class Endpointer:
         self._speech_start_ms: int | None = None
         self._last_voiced_end_ms = 0
         self._silence_ms = 0
+        self._pause_reported = False
 
     @property
     def in_speech(self) -> bool:
@@ -156,6 +185,7 @@ class Endpointer:
         self._candidate_start_ms = None
         self._speech_start_ms = start_ms
         self._silence_ms = 0
+        self._pause_reported = False
         preroll_from_ms = start_ms - c.preroll_ms
         if self._sent_until_ms is not None:
             preroll_from_ms = max(preroll_from_ms, self._sent_until_ms)
@@ -167,10 +197,11 @@ class Endpointer:
     def _in_speech(self, frame: _Frame, voiced: bool) -> list[EndpointEvent]:
         c = self.config
         assert self._speech_start_ms is not None
-        events: list[EndpointEvent] = [SpeechContinues(frame.pcm)]
+        events: list[EndpointEvent] = [SpeechContinues(frame.pcm, voiced)]
         self._sent_until_ms = frame.end_ms
         if voiced:
             self._silence_ms = 0
+            self._pause_reported = False
             self._last_voiced_end_ms = frame.end_ms
         else:
             self._silence_ms += frame.end_ms - frame.start_ms
@@ -178,11 +209,15 @@ class Endpointer:
             events.append(self._end(self._last_voiced_end_ms, "silence"))
         elif frame.end_ms - self._speech_start_ms >= c.max_utterance_s * 1000:
             events.append(self._end(frame.end_ms, "max_length"))
+        elif c.pause_after_ms and self._silence_ms >= c.pause_after_ms and not self._pause_reported:
+            self._pause_reported = True
+            events.append(SpeechPaused(at_ms=frame.end_ms, speech_end_ms=self._last_voiced_end_ms))
         return events
 
     def _end(self, end_ms: int, reason: EndReason) -> SpeechEnded:
         self._speech_start_ms = None
         self._silence_ms = 0
+        self._pause_reported = False
         return SpeechEnded(end_ms=end_ms, reason=reason)
 
     # -- level and noise floor -----------------------------------------------

@@ -151,7 +151,11 @@ class WhisperTranscriber:
 
 
 class WhisperDecoder:
-    """Buffers one utterance; Whisper is not a streaming model, so `finish` decodes it all."""
+    """Buffers one utterance; Whisper is not a streaming model, so `finish` decodes it all.
+
+    A `SpeculativeDecoder`: `peek` decodes the buffer without clearing it, so the
+    recogniser can start decoding while the caller pauses.
+    """
 
     def __init__(self, transcriber: WhisperTranscriber, language: Language) -> None:
         self._transcriber = transcriber
@@ -168,6 +172,17 @@ class WhisperDecoder:
         pcm = bytes(self._audio)
         self._audio.clear()
         return self._transcriber.transcribe(pcm, self._language)
+
+    def peek(self, silence_after_ms: int) -> Recognition:
+        # Whisper's result depends a little on the length of the trailing silence
+        # (its VAD padding, the segment length), so add what is still to come.
+        self._check_open()
+        silence = bytes(max(0, silence_after_ms) * INTERNAL_RATE_HZ // 1000 * 2)
+        return self._transcriber.transcribe(bytes(self._audio) + silence, self._language)
+
+    def reset(self) -> None:
+        self._check_open()
+        self._audio.clear()
 
     def close(self) -> None:
         self._closed = True

@@ -150,6 +150,7 @@ class CallSession:
             endpoint_silence_ms=self._settings.endpoint_silence_ms,
             min_utterance_ms=self._settings.min_utterance_ms,
             max_utterance_s=self._settings.max_utterance_s,
+            speculative_after_ms=self._settings.speculative_after_ms,
             call_id=self.info.call_id,
         )
         async with asyncio.TaskGroup() as tg:

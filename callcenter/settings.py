@@ -40,6 +40,8 @@ class Settings(BaseSettings):
 
     # Turn taking
     endpoint_silence_ms: int = Field(default=500, ge=100, le=3000)
+    # Whisper starts decoding after this much silence; used if the caller stays quiet
+    speculative_after_ms: int = Field(default=200, ge=0, le=2000)
     min_utterance_ms: int = Field(default=200, ge=20)
     max_utterance_s: float = Field(default=15.0, ge=1.0, le=60.0)
     silence_reprompt_s: float = Field(default=7.0, ge=1.0)

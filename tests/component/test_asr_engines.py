@@ -2,14 +2,17 @@
 
 Whisper base (the packaged model, assembled once per session) on espeak-ng
 English through a µ-law phone line; viet-asr on real Vietnamese recordings;
-CallRecognizer end to end on a stream of 20 ms frames.
+CallRecognizer end to end on a stream of 20 ms frames, with and without
+speculative early decoding.
 """
 
 from __future__ import annotations
 
 import asyncio
 import statistics
-from collections.abc import AsyncIterator, Iterator
+import threading
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from asr.base import Recognition, Transcriber
+from asr.base import Recognition, SpeculativeDecoder, Transcriber, UtteranceDecoder
 from asr.errors import AsrError, ModelError
 from asr.factory import AsrEngines, load_engines
 from asr.model import ensure_whisper_model
@@ -213,7 +216,23 @@ async def frames_of(pcm: bytes) -> AsyncIterator[AudioFrame]:
             await asyncio.sleep(0)
 
 
-async def recognise(transcriber: Transcriber, language: Language, pcm: bytes) -> Heard:
+async def real_time_frames_of(pcm: bytes) -> AsyncIterator[AudioFrame]:
+    """Each 20 ms frame as a phone line delivers it: once its last sample was spoken."""
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    for index in range(len(pcm) // FRAME_BYTES):
+        await asyncio.sleep(max(0.0, started + (index + 1) * FRAME_MS / 1000 - loop.time()))
+        yield AudioFrame(pcm[index * FRAME_BYTES : (index + 1) * FRAME_BYTES], index * FRAME_MS)
+
+
+async def recognise(
+    transcriber: Transcriber,
+    language: Language,
+    pcm: bytes,
+    *,
+    speculative_after_ms: int | None = 200,
+    frames: Callable[[bytes], AsyncIterator[AudioFrame]] = frames_of,
+) -> Heard:
     heard = Heard([], [])
 
     async def emit(event: SpeechStarted | Transcript) -> None:
@@ -230,9 +249,10 @@ async def recognise(transcriber: Transcriber, language: Language, pcm: bytes) ->
             endpoint_silence_ms=500,
             min_utterance_ms=200,
             max_utterance_s=15.0,
+            speculative_after_ms=speculative_after_ms,
             call_id="test",
         )
-        await recognizer.run(frames_of(pcm), emit)
+        await recognizer.run(frames(pcm), emit)
     return heard
 
 
@@ -310,3 +330,127 @@ async def test_decoder_failure_reaches_the_session_as_asr_error() -> None:
     pcm = silence_pcm(300) + espeak_pcm("Help me", VOICE) + silence_pcm(2000)
     with pytest.raises(AsrError, match="native crash"):
         await recognise(_BrokenTranscriber(), Language.EN, pcm)
+
+
+# -- speculative early decoding with Whisper ------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class DecodeCall:
+    name: str  # "peek" or "finish"
+    text: str
+    duration_s: float
+
+
+class TimedDecoder:
+    """Passes every call to the real Whisper decoder and records how long each decode took."""
+
+    def __init__(self, inner: UtteranceDecoder, log: list[DecodeCall]) -> None:
+        assert isinstance(inner, SpeculativeDecoder)
+        self._inner = inner
+        self._log = log
+        self.peek_started = threading.Event()
+
+    def accept(self, pcm: bytes) -> None:
+        self._inner.accept(pcm)
+
+    def finish(self) -> Recognition:
+        return self._timed("finish", self._inner.finish)
+
+    def peek(self, silence_after_ms: int) -> Recognition:
+        self.peek_started.set()
+        return self._timed("peek", lambda: self._inner.peek(silence_after_ms))
+
+    def reset(self) -> None:
+        self._inner.reset()
+
+    def close(self) -> None:
+        self._inner.close()
+
+    def _timed(self, name: str, decode: Callable[[], Recognition]) -> Recognition:
+        began = time.perf_counter()
+        recognition = decode()
+        self._log.append(DecodeCall(name, recognition.text, time.perf_counter() - began))
+        return recognition
+
+
+class TimedTranscriber:
+    name = "whisper"
+
+    def __init__(self, inner: Transcriber) -> None:
+        self._inner = inner
+        self.decodes: list[DecodeCall] = []
+        self.decoders: list[TimedDecoder] = []
+
+    def open_decoder(self, language: Language) -> TimedDecoder:
+        decoder = TimedDecoder(self._inner.open_decoder(language), self.decodes)
+        self.decoders.append(decoder)
+        return decoder
+
+    def transcribe(self, pcm: bytes, language: Language) -> Recognition:
+        return self._inner.transcribe(pcm, language)
+
+    def close(self) -> None:
+        pass  # the session's engine is closed by its fixture
+
+
+def voiced_part(pcm: bytes) -> bytes:
+    begin_ms, end_ms = voiced_span_ms(pcm)
+    return pcm[begin_ms * 32 : (end_ms + 1) * 32]
+
+
+async def test_speculation_gives_the_same_english_transcript_sooner(whisper: Transcriber) -> None:
+    """Spoken in real time: with speculation the transcript comes before a decode could finish."""
+    for text in ("Please send an ambulance, my father collapsed", "My neighbour is not breathing"):
+        pcm = silence_pcm(500) + phone_band(espeak_pcm(text, VOICE)) + silence_pcm(1000)
+        at_the_end = TimedTranscriber(whisper)
+        early = TimedTranscriber(whisper)
+        [plain] = (
+            await recognise(
+                at_the_end, Language.EN, pcm, speculative_after_ms=None, frames=real_time_frames_of
+            )
+        ).transcripts
+        [fast] = (
+            await recognise(
+                early, Language.EN, pcm, speculative_after_ms=200, frames=real_time_frames_of
+            )
+        ).transcripts
+        assert fast.text == plain.text
+        assert (fast.start_ms, fast.end_ms) == (plain.start_ms, plain.end_ms)
+        [finish] = at_the_end.decodes
+        assert finish.name == "finish"
+        assert plain.decode_ms >= finish.duration_s * 1000  # decoding began at the endpoint
+        # The transcript came from the decode started in the pause, which was
+        # under way when the endpoint came: it arrived before a decode could.
+        assert [d.name for d in early.decodes] == ["peek"]
+        assert early.decodes[0].text == fast.text
+        assert fast.decode_ms < early.decodes[0].duration_s * 1000
+
+
+async def test_a_caller_who_pauses_mid_sentence_gets_one_whole_transcript(
+    whisper: Transcriber,
+) -> None:
+    first = voiced_part(phone_band(espeak_pcm("There is a fire on the third floor", VOICE)))
+    second = voiced_part(
+        phone_band(espeak_pcm("and black smoke is coming from the kitchen", VOICE))
+    )
+    resume_ms = 500 + len(first) // 32 + 300
+    pcm = silence_pcm(500) + first + silence_pcm(300) + second + silence_pcm(1000)
+    timed = TimedTranscriber(whisper)
+
+    async def frames(pcm: bytes) -> AsyncIterator[AudioFrame]:
+        async for frame in frames_of(pcm):
+            if frame.start_ms == resume_ms // FRAME_MS * FRAME_MS:
+                # The early decode of the first half is under way when the caller goes on.
+                decoder = timed.decoders[0]
+                assert await asyncio.to_thread(decoder.peek_started.wait, 30)
+            yield frame
+
+    heard = await recognise(timed, Language.EN, pcm, frames=frames)
+    [transcript] = heard.transcripts
+    assert len(heard.started) == 1
+    half = timed.decodes[0]
+    assert half.name == "peek"
+    assert "kitchen" not in normalise(half.text)  # the early decode heard only the first half
+    assert {"fire", "kitchen"} <= set(normalise(transcript.text))
+    assert transcript.text != half.text

@@ -10,9 +10,11 @@ import pytest
 from asr.endpointer import (
     Endpointer,
     EndpointerConfig,
+    EndpointEvent,
     SpeechBegan,
     SpeechContinues,
     SpeechEnded,
+    SpeechPaused,
 )
 from bench.corpus import espeak_pcm, phone_band, silence_pcm
 from callcenter.events import FRAME_BYTES, FRAME_MS, INTERNAL_RATE_HZ
@@ -37,7 +39,7 @@ def segment(pcm: bytes, config: EndpointerConfig | None = None) -> list[Utteranc
     start_ms: int | None = None
     audio = 0
 
-    def take(events: list[SpeechBegan | SpeechContinues | SpeechEnded]) -> None:
+    def take(events: list[EndpointEvent]) -> None:
         nonlocal start_ms, audio
         for event in events:
             if isinstance(event, SpeechBegan):
@@ -46,6 +48,8 @@ def segment(pcm: bytes, config: EndpointerConfig | None = None) -> list[Utteranc
             elif isinstance(event, SpeechContinues):
                 assert start_ms is not None, "audio outside an utterance"
                 audio += len(event.pcm)
+            elif isinstance(event, SpeechPaused):
+                assert start_ms is not None, "a pause outside an utterance"
             else:
                 assert start_ms is not None, "speech ended before it began"
                 found.append(Utterance(start_ms, event.end_ms, event.reason, audio))
@@ -219,4 +223,80 @@ def test_frames_of_other_lengths_are_accepted() -> None:
     for offset in range(0, len(pcm), chunk):
         events += endpointer.process(pcm[offset : offset + chunk], offset // 32)
     assert sum(isinstance(e, SpeechBegan) for e in events) == 1
+    assert sum(isinstance(e, SpeechEnded) for e in events) == 1
+
+
+# -- pauses inside an utterance (for speculative decoding) ---------------------------
+
+
+def events_of(pcm: bytes, config: EndpointerConfig) -> list[EndpointEvent]:
+    endpointer = Endpointer(config)
+    events: list[EndpointEvent] = []
+    for index in range(len(pcm) // FRAME_BYTES):
+        frame = pcm[index * FRAME_BYTES : (index + 1) * FRAME_BYTES]
+        events += endpointer.process(frame, index * FRAME_MS)
+    return events + endpointer.flush()
+
+
+PAUSING = EndpointerConfig(endpoint_silence_ms=500, pause_after_ms=200)
+
+
+def test_a_pause_mid_sentence_is_reported_once_and_the_sentence_stays_whole() -> None:
+    # A caller says half a sentence, stops for 300 ms, finishes it, then is silent.
+    pcm = silence_pcm(500) + tone(800) + silence_pcm(300) + tone(800) + silence_pcm(1000)
+    events = events_of(pcm, PAUSING)
+    pauses = [e for e in events if isinstance(e, SpeechPaused)]
+    [ended] = [e for e in events if isinstance(e, SpeechEnded)]
+    assert sum(isinstance(e, SpeechBegan) for e in events) == 1
+    # Once in the mid-sentence pause, once in the final silence; never once per frame.
+    assert len(pauses) == 2
+    assert abs(pauses[0].speech_end_ms - 1300) <= FRAME_MS
+    assert pauses[0].at_ms == pauses[0].speech_end_ms + 200
+    assert pauses[1].speech_end_ms == ended.end_ms
+    assert abs(ended.end_ms - 2400) <= FRAME_MS
+    # The caller speaking on after the first pause is visible as voiced audio.
+    after_first = events[events.index(pauses[0]) + 1 : events.index(pauses[1])]
+    assert any(isinstance(e, SpeechContinues) and e.voiced for e in after_first)
+    # ...and there is none between the last pause and the end.
+    after_last = events[events.index(pauses[1]) + 1 : events.index(ended)]
+    assert not any(isinstance(e, SpeechContinues) and e.voiced for e in after_last)
+
+
+def test_the_audio_handed_over_at_a_pause_runs_up_to_the_pause() -> None:
+    pcm = silence_pcm(500) + tone(800) + silence_pcm(1000)
+    events = events_of(pcm, PAUSING)
+    began = events[0]
+    assert isinstance(began, SpeechBegan)
+    handed = len(began.preroll)
+    for event in events[1:]:
+        if isinstance(event, SpeechPaused):
+            break
+        assert isinstance(event, SpeechContinues)
+        handed += len(event.pcm)
+    else:
+        raise AssertionError("no pause reported")
+    preroll_from_ms = began.start_ms - PAUSING.preroll_ms
+    assert handed == (event.at_ms - preroll_from_ms) * 32
+
+
+def test_gaps_between_syllables_are_not_pauses() -> None:
+    events = events_of(silence_pcm(300) + syllables(3000) + silence_pcm(1000), PAUSING)
+    pauses = [e for e in events if isinstance(e, SpeechPaused)]
+    [ended] = [e for e in events if isinstance(e, SpeechEnded)]
+    assert [p.speech_end_ms for p in pauses] == [ended.end_ms]
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        EndpointerConfig(),
+        EndpointerConfig(pause_after_ms=0),
+        EndpointerConfig(endpoint_silence_ms=500, pause_after_ms=500),
+        EndpointerConfig(endpoint_silence_ms=500, pause_after_ms=800),
+    ],
+)
+def test_no_pause_is_reported_when_off_or_not_before_the_end(config: EndpointerConfig) -> None:
+    pcm = silence_pcm(500) + tone(800) + silence_pcm(300) + tone(800) + silence_pcm(1000)
+    events = events_of(pcm, config)
+    assert not any(isinstance(e, SpeechPaused) for e in events)
     assert sum(isinstance(e, SpeechEnded) for e in events) == 1
