@@ -22,7 +22,7 @@ from callcenter.session import CallOutcome, CallSession, SessionServices
 from callcenter.settings import Settings
 from dialog.base import Dialog
 from dialog.rasa_dialog import RasaDialog
-from dialog.rasa_process import RasaProcesses, RasaSettings
+from dialog.rasa_process import RasaProcesses, RasaSettings, new_auth_token
 from dialog.scripted import ScriptedDialog
 from dispatch.store import SqlCallStore
 from tts.cache import PromptCache
@@ -155,16 +155,22 @@ class CallCenter:
         settings = self.settings
         if settings.dialog_engine == "scripted":
             return ScriptedDialog()
+        # A Rasa server we start gets a fresh token, so that no other local
+        # process can read or change its conversations.
+        token = settings.rasa_token or (None if settings.rasa_url else new_auth_token())
         self._rasa_settings = RasaSettings.for_data_dir(
             settings.data_dir,
             url=settings.rasa_url,
             port=settings.rasa_port,
             action_port=settings.rasa_action_port,
-            timeout_s=settings.dialog_timeout_s,
+            timeout_s=settings.rasa_timeout_s,
             start_timeout_s=settings.rasa_start_timeout_s,
+            venv=settings.rasa_venv.resolve(),
+            endpoints_file=settings.rasa_endpoints_file,
+            auth_token=token,
         )
         url = settings.rasa_url or f"http://{self._rasa_settings.host}:{settings.rasa_port}"
-        self._rasa_dialog = RasaDialog(url, timeout_s=settings.dialog_timeout_s)
+        self._rasa_dialog = RasaDialog(url, timeout_s=settings.rasa_timeout_s, token=token)
         return self._rasa_dialog
 
     async def _start_dialog(self) -> None:

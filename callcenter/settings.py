@@ -52,7 +52,11 @@ class Settings(BaseSettings):
     rasa_url: str | None = None
     rasa_port: int = Field(default=5005, ge=1, le=65535)
     rasa_action_port: int = Field(default=5055, ge=1, le=65535)
+    rasa_token: str | None = None  # for an external Rasa started with --auth-token
+    rasa_timeout_s: float = Field(default=2.5, gt=0)  # each HTTP request to Rasa
     rasa_start_timeout_s: float = Field(default=90.0, gt=0)
+    rasa_venv: Path = Path(".venv-rasa")
+    rasa_endpoints_file: Path | None = None  # e.g. a shared PostgreSQL tracker store
 
     # Time limits for the parts of a turn; past them the call goes to a human
     dialog_timeout_s: float = Field(default=3.0, gt=0)

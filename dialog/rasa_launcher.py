@@ -19,10 +19,15 @@ if sys.path and os.path.abspath(sys.path[0]) == os.path.dirname(os.path.abspath(
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up chatter
 os.environ.setdefault("SQLALCHEMY_SILENCE_UBER_WARNING", "1")
+os.environ.setdefault("RASA_TELEMETRY_ENABLED", "false")  # no network, no prompt
+# Rasa's training cache defaults to ./.rasa/cache; keep it with the other data.
+os.environ.setdefault(
+    "RASA_CACHE_DIRECTORY",
+    os.path.join(os.environ.get("CALLBOT_DATA_DIR", "var"), "rasa", "cache"),
+)
 
-import skops.io  # noqa: E402,F401  (before rasa: see above)
-
-from rasa.__main__ import main  # noqa: E402
+import skops.io  # noqa: F401  (before rasa: see above)
+from rasa.__main__ import main
 
 if __name__ == "__main__":
     sys.argv[0] = "rasa"

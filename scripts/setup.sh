@@ -59,7 +59,12 @@ fi
 step "checking the Whisper base model"
 CALLBOT_DATA_DIR="$DATA_DIR" "$VENV/bin/callbot" model >/dev/null
 
-# 4. Test audio: real Vietnamese recordings with transcripts -------------
+# 4. The Rasa dialog: its own Python 3.10 environment and the trained model --
+if [[ "${CALLBOT_DIALOG_ENGINE:-rasa}" == "rasa" && -z "${CALLBOT_RASA_URL:-}" ]]; then
+    CALLBOT_DATA_DIR="$DATA_DIR" scripts/setup_rasa.sh
+fi
+
+# 5. Test audio: real Vietnamese recordings with transcripts -------------
 if ((WANT_TEST)); then
     AUDIO_DIR="$DATA_DIR/test-audio/vieneu"
     if ! ls "$AUDIO_DIR"/*.txt >/dev/null 2>&1; then

@@ -44,6 +44,8 @@ elif PY=$(find_python 11); then
     MODE=py311
     REQS=dialog/rasa-requirements-py311.txt
     PIP_FLAGS=(--no-deps --ignore-requires-python)
+    # multidict 5.2 has no 3.11 wheel: built from source, in pure Python without a compiler
+    command -v cc >/dev/null 2>&1 || export MULTIDICT_NO_EXTENSIONS=1
 else
     echo "the Rasa environment needs CPython 3.10 (preferred) or 3.11; neither found" >&2
     exit 1
@@ -72,15 +74,17 @@ fi
 
 # 2. The model: trained only when the training data changed --------------
 if ((WANT_TRAIN)); then
-    data_hash=$(find "$PROJECT" -type f \( -name '*.yml' -o -name '*.yaml' -o -name '*.txt' \) \
-                    -not -path "$PROJECT/tests/*" -print0 \
-                | sort -z | xargs -0 sha256sum | sha256sum | cut -d' ' -f1)
+    # the training data and config, and the Rasa environment that trains them
+    data_hash=$({ find "$PROJECT" -type f \( -name '*.yml' -o -name '*.yaml' -o -name '*.txt' \) \
+                      -not -path "$PROJECT/tests/*" -print0 | sort -z | xargs -0 sha256sum
+                  echo "$want_stamp"; } | sha256sum | cut -d' ' -f1)
     model="$MODEL_DIR/$MODEL_NAME.tar.gz"
     model_stamp="$MODEL_DIR/$MODEL_NAME.sha256"
     if [[ ! -f "$model" ]] || [[ "$(cat "$model_stamp" 2>/dev/null)" != "$data_hash" ]]; then
         t0=$(date +%s)
         step "training the Rasa model ($PROJECT changed; about 20-40 s)"
         mkdir -p "$MODEL_DIR" "$DATA_DIR/logs"
+        export RASA_CACHE_DIRECTORY="$DATA_DIR/rasa/cache" RASA_TELEMETRY_ENABLED=false
         rm -f "$model_stamp"
         "$RASA_VENV/bin/python" "$LAUNCHER" train \
             --config "$PROJECT/config.yml" --domain "$PROJECT/domain.yml" \

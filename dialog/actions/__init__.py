@@ -3,6 +3,8 @@
 Run in the service's own environment (Python 3.11, `rasa-sdk`):
     python -m rasa_sdk --actions dialog.actions --port 5055
 
-`form_logic` decides every turn of the incident form (pure, no rasa-sdk);
-`incident_form` and `closing` are the thin rasa-sdk actions around it.
+`form_logic` decides every turn of the incident form (pure, no rasa-sdk, over
+the types in `turn`), with `answers` (reading one answer) and `triage`
+(intent or red flag to category); `incident_form` and `closing` are the thin
+rasa-sdk actions around them.
 """

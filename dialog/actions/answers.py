@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from typing import Final
 
+from dialog import gazetteer
 from dialog.numbers import parse_house_number, words_to_digits
 from dialog.phone import normalise_vn_phone
 from dialog.textnorm import fold, nfc
@@ -20,7 +21,7 @@ _FILLERS: Final[str] = (
     r"well|so|hello|hi|ok|okay|please|oh"
 )
 _LEADING_FILLERS = re.compile(rf"^(?:(?:{_FILLERS})(?![^\W_])[\s,.!?…]*)+", re.IGNORECASE)
-_TRAILING_FILLERS = re.compile(rf"(?:[\s,.!?…]+(?:ạ|a|nhé|nhe|nha|ấy|đây|cơ|co|please))+$",
+_TRAILING_FILLERS = re.compile(r"(?:[\s,.!?…]+(?:ạ|a|nhé|nhe|nha|ấy|đây|cơ|co|please))+$",
                                re.IGNORECASE)
 
 
@@ -56,12 +57,32 @@ def _starts_with_phrase(text: str, phrases: tuple[str, ...]) -> bool:
     return False
 
 
-def yes_no(text: str, intent: str | None = None) -> bool | None:
-    """True for yes, False for no, None when the answer is neither."""
-    said = clean(text) or text
-    if _starts_with_phrase(said, _NO):
+def looks_like_words(text: str) -> bool:
+    """False for keyboard mashing and pasted junk ("xxxxxxxx...", one 300-letter token).
+
+    The classifier gives such text confident but meaningless intents.
+    """
+    words = re.findall(r"[^\W\d_]+", nfc(text))
+    if not words:
         return False
-    if _starts_with_phrase(said, _YES):
+    letters = sum(len(w) for w in words)
+    long_letters = sum(len(w) for w in words if len(w) > 20)
+    return long_letters * 2 < letters
+
+
+def yes_no(text: str, intent: str | None = None) -> bool | None:
+    """True for yes, False for no, None when the answer is neither.
+
+    In a long answer only a yes or no set apart at the start counts ("không,
+    số 18"): "chưa ai bị thương nhưng khói nhiều" is not a "no".
+    """
+    said = clean(text) or text
+    head = re.split(r"[,.;!?]", said, maxsplit=1)[0]
+    if len(said.split()) > 4 and len(head.split()) > 3:
+        return None
+    if _starts_with_phrase(head, _NO):
+        return False
+    if _starts_with_phrase(head, _YES):
         return True
     if intent == "affirm":
         return True
@@ -88,17 +109,19 @@ _REFUSE_NAME = re.compile(
     re.IGNORECASE,
 )
 _NAME_PREFIX = re.compile(
-    r"^(?:(?:tôi|toi|tui|em|cháu|chau|con|mình|minh|anh|chị|chi|tao|bác|bac|cô|co)\s+)?"
+    r"^(?:tên|ten)\s+(?:của\s+)?(?:tôi|toi|em|mình|minh|cháu|chau)\s+(?:là|la)\s+"
+    r"|^(?:(?:tôi|toi|tui|em|cháu|chau|con|mình|minh|anh|chị|chi|tao|bác|bac|cô|co)\s+)?"
     r"(?:tên\s+(?:là\s+|la\s+)?|ten\s+(?:la\s+)?|là\s+|la\s+)"
-    r"|^(?:tên|ten)\s+(?:tôi|toi|em|mình|minh|cháu|chau)\s+(?:là|la)\s+"
     r"|^(?:my name is|my name's|name's|name is|the name is|this is|i am|i'm|im|it's|it is|"
     r"call me)\s+",
     re.IGNORECASE,
 )
 _NAME_SUFFIX = re.compile(r"\s+(?:đây|day|ạ|nhé|nhe|here|speaking)$", re.IGNORECASE)
 _NOT_A_NAME = re.compile(
-    r"(?<![^\W_])(cháy|chay|cứu|cuu|trộm|trom|cướp|cuop|tai nạn|tai nan|bị thương|"
-    r"fire|help|police|accident|injured|what|why|where|sao|gì|gi|đâu|dau)(?![^\W_])",
+    r"(?<![^\W_])(cháy|chay|cứu|cuu|trộm|trom|cướp|cuop|tai nạn|tai nan|bị|bi|thương|"
+    r"không|khong|có|ai|người|nguoi|đang|rồi|roi|chưa|chua|được|nhà|ở|gì|gi|đâu|dau|sao|"
+    r"fire|help|police|accident|injured|hurt|what|why|where|who|nobody|none|not|yes|"
+    r"my|we|our|you|he|she|they|is|are|was|the|think|there|please|and)(?![^\W_])",
     re.IGNORECASE,
 )
 
@@ -117,6 +140,13 @@ def extract_name(text: str) -> str | None:
     said = clean(text)
     said = _NAME_PREFIX.sub("", said, count=1).strip(" ,.")
     said = _NAME_SUFFIX.sub("", said).strip(" ,.")
+    # "Hương, Nguyễn Thu Hương": the full name said after the short one; but
+    # "Hạnh, giáo viên" is a name and then something else
+    parts = [p.strip() for p in re.split(r"[,;]", said) if p.strip()]
+    if len(parts) > 1:
+        first = parts[0]
+        fuller = [p for p in parts[1:] if p.split()[-1].lower() == first.split()[-1].lower()]
+        said = _NAME_PREFIX.sub("", fuller[-1] if fuller else first, count=1).strip(" ,.")
     words = said.split()
     if not 1 <= len(words) <= 6 or any(ch.isdigit() for ch in said):
         return None
@@ -161,8 +191,60 @@ _PHONE_WORDS = re.compile(
 )
 
 
+_SELF_CORRECTION = re.compile(
+    r"(?:à không|a khong|à nhầm|a nham|nhầm rồi|nham roi|nhầm|không phải|khong phai|"
+    r"ý là|y la|i mean|sorry|no wait|correction)[\s,.:;!-]+",
+    re.IGNORECASE,
+)
+
+
+def after_self_correction(text: str) -> str | None:
+    """What follows the caller's last self-correction, or None when there is none.
+
+    "không chín bốn sáu... à không, không chín bốn bảy ..." -> "không chín bốn bảy ...".
+    """
+    matches = list(_SELF_CORRECTION.finditer(nfc(text)))
+    return nfc(text)[matches[-1].end() :] if matches else None
+
+
+_SURNAMES: Final[frozenset[str]] = frozenset(
+    fold(name)
+    for name in (
+        "nguyễn", "trần", "lê", "phạm", "hoàng", "huỳnh", "phan", "vũ", "võ", "đặng",
+        "bùi", "đỗ", "hồ", "ngô", "dương", "lý", "đinh", "trịnh", "đào", "mai", "lương",
+        "tạ", "cao", "lâm", "tô", "chu", "hà", "vương", "kiều", "quách",
+    )
+)  # fmt: skip
+
+
+def looks_like_a_name(text: str) -> bool:
+    """A full name said alone: a Vietnamese surname first, or capitalised words."""
+    said = clean(text)
+    words = said.split()
+    if not 2 <= len(words) <= 5 or extract_name(said) is None:
+        return False
+    if fold(words[0]) in _SURNAMES:
+        return True
+    return len(words) <= 3 and all(w[:1].isupper() for w in words)
+
+
+def names_self(text: str) -> bool:
+    """The caller says their name ("em tên Hương", "my name is John")."""
+    said = clean(text)
+    return _NAME_PREFIX.search(said) is not None and _NAME_WORDS.search(nfc(said)) is not None
+
+
+def mentions_injured(text: str) -> bool:
+    return _INJURED_WORDS.search(nfc(text)) is not None
+
+
+def mentions_trapped(text: str) -> bool:
+    return _TRAPPED_WORDS.search(nfc(text)) is not None
+
+
 def mentions_place(text: str) -> bool:
-    return _PLACE_WORDS.search(nfc(text)) is not None
+    """Place words ("ngõ", "phường", "near") or a place the gazetteer knows."""
+    return _PLACE_WORDS.search(nfc(text)) is not None or gazetteer.mentions_place(text)
 
 
 def correction_target(text: str, filled: set[str], last_filled: str | None) -> str | None:
@@ -176,9 +258,9 @@ def correction_target(text: str, filled: set[str], last_filled: str | None) -> s
         return "trapped"
     if _INJURED_WORDS.search(said):
         return "injured"
-    if mentions_place(said) or parse_house_number(said) is not None:
-        if "incident_location" in filled or last_filled in (None, "incident_location"):
-            return "incident_location"
+    place = mentions_place(said) or parse_house_number(said) is not None
+    if place and ("incident_location" in filled or last_filled in (None, "incident_location")):
+        return "incident_location"
     if re.search(r"\d", words_to_digits(said)):
         if last_filled in ("injured", "trapped"):
             return last_filled
@@ -207,6 +289,21 @@ def strip_correction(text: str) -> str:
         previous = said
         said = _MARKERS.sub("", said).strip()
     return _TAIL_MARKERS.sub("", said).strip(" ,.")
+
+
+_BARE_NUMBER = re.compile(
+    r"^\s*(?:số|so|number|no\.?|#|nhà|nha)?\s*(\d{1,5}[a-zA-Z]?(?:\s*/\s*\d{1,5}[a-zA-Z]?)*)\s*$",
+    re.IGNORECASE,
+)
+
+
+def house_number_in(text: str) -> str | None:
+    """A house number in an address, or a number said alone ("18", "no, it's 18")."""
+    found = parse_house_number(text)
+    if found is not None:
+        return found
+    match = _BARE_NUMBER.match(words_to_digits(nfc(text)))
+    return re.sub(r"\s+", "", match.group(1)).upper() if match else None
 
 
 def replace_house_number(location: str, house_number: str) -> str:

@@ -54,8 +54,11 @@ class ActionAfterClose(Action):  # type: ignore[misc]
         category = triage.category_for_intent(turn.intent, turn.confidence)
         state: dict[str, Any] = dict(tracker.get_slot("dialog_state") or {})
         ended = bool(tracker.get_slot("done"))
+        state["intent"] = turn.intent
+        state["confidence"] = round(turn.confidence, 4)
         reopen_after = ("administrative", "prank", "goodbye", "silent")
-        new_emergency = triage.is_emergency(category) and (
+        flagged = bool(tracker.get_slot("red_flags"))
+        new_emergency = (triage.is_emergency(category) or flagged) and (
             not triage.is_emergency(tracker.get_slot("category"))
             or state.get("end") in reopen_after
         )
@@ -69,9 +72,14 @@ class ActionAfterClose(Action):  # type: ignore[misc]
             ]
         if turn.intent == "request_human":
             dispatcher.utter_message(response="utter_hold")
-            return [SlotSet("handoff", True), SlotSet("handoff_reason", "caller asked for a human")]
+            return [
+                SlotSet("handoff", True),
+                SlotSet("handoff_reason", "caller asked for a human"),
+                SlotSet("dialog_state", state),
+                FollowupAction("action_listen"),
+            ]
         if turn.intent in ("goodbye", "thank"):
             dispatcher.utter_message(response="utter_goodbye")
         else:
             dispatcher.utter_message(response="utter_recorded")
-        return []
+        return [SlotSet("dialog_state", state), FollowupAction("action_listen")]

@@ -18,95 +18,20 @@ Rules that matter to callers:
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Final
 
 from callcenter.events import Language
 from dialog import gazetteer
 from dialog.actions import answers, triage
+from dialog.actions.turn import ORDER, UNKNOWN, UNSET, Outcome, Turn
 from dialog.categories import CATEGORIES, safety_instruction
-from dialog.numbers import parse_count, parse_house_number
+from dialog.numbers import parse_count
 from dialog.phone import normalise_vn_phone
 
-ORDER: Final[tuple[str, ...]] = (
-    "what_happened",
-    "incident_location",
-    "location_confirmed",
-    "callback_number",
-    "caller_name",
-    "injured",
-    "trapped",
-)
-UNKNOWN: Final[str] = "unknown"
 MAX_FAILS: Final[int] = 2  # failed understandings in a row before a human takes over
 MAX_NARROWING: Final[int] = 2  # narrowing questions before a location is kept as said
 MAX_PHONE_TRIES: Final[int] = 2
 FAIL_INTENTS: Final[frozenset[str]] = frozenset({"nlu_fallback", "out_of_scope"})
-_UNSET: Final[object] = object()
-
-
-@dataclass(frozen=True, slots=True)
-class Turn:
-    """One caller turn as the validation action sees it."""
-
-    text: str
-    intent: str | None
-    confidence: float
-    requested: str | None
-    slots: Mapping[str, Any]
-
-    @property
-    def language(self) -> Language:
-        return Language.EN if self.slots.get("lang") == "en" else Language.VI
-
-
-@dataclass(frozen=True, slots=True)
-class Say:
-    """A domain response by name, or a text composed here."""
-
-    response: str | None = None
-    text: str | None = None
-
-
-@dataclass(slots=True)
-class Outcome:
-    turn: Turn
-    slots: dict[str, Any] = field(default_factory=dict)
-    say: list[Say] = field(default_factory=list)
-    state: dict[str, Any] = field(default_factory=dict)
-    next_slot: object = _UNSET  # str, None (end the form), or _UNSET (ask what is missing)
-
-    def get(self, slot: str) -> Any:
-        return self.slots[slot] if slot in self.slots else self.turn.slots.get(slot)
-
-    def set(self, slot: str, value: Any) -> None:
-        self.slots[slot] = value
-
-    def utter(self, response: str) -> None:
-        self.say.append(Say(response=response))
-
-    def text(self, text: str) -> None:
-        self.say.append(Say(text=text))
-
-    def fill(self, slot: str, value: Any) -> None:
-        """A successful answer: keep it and reset the failure count."""
-        self.slots[slot] = value
-        self.state["fails"] = 0
-        self.state["last_filled"] = slot
-
-    def ask(self, slot: str, mode: str = "plain") -> None:
-        self.slots[slot] = None  # the from_text value is only a candidate
-        self.slots["ask_mode"] = mode
-        self.next_slot = slot
-
-    def end(self, reason: str) -> None:
-        self.state["end"] = reason
-        self.next_slot = None
-
-    @property
-    def requested(self) -> str | None:
-        return None if self.next_slot is _UNSET else self.next_slot  # type: ignore[return-value]
 
 
 def decide(turn: Turn) -> Outcome:
@@ -125,12 +50,16 @@ def decide(turn: Turn) -> Outcome:
         out.state["silent"] = 0
     if not _global(out, requested):
         _HANDLERS[requested](out, requested)
-    if out.next_slot is _UNSET:
+    if out.next_slot is UNSET:
         _ask_next(out)
     return _finish(out)
 
 
 def _finish(out: Outcome) -> Outcome:
+    # The tracker's latest_message is not reliable inside a form (Rasa drops a
+    # form's own turns when it replays events), so the turn's NLU is kept here.
+    out.state["intent"] = out.turn.intent
+    out.state["confidence"] = round(out.turn.confidence, 4)
     out.set("dialog_state", out.state)
     out.set("requested_slot", out.requested)
     return out
@@ -154,7 +83,9 @@ def _offer_caller_id(out: Outcome) -> bool:
     caller_id = out.get("caller_id")
     if not caller_id or out.state.get("callback_offer") == "declined":
         return False
-    number = normalise_vn_phone(str(caller_id)) or str(caller_id)
+    number = normalise_vn_phone(str(caller_id))
+    if number is None:  # withheld, or not a Vietnamese number
+        return False
     out.set("callback_readback", answers.format_phone(number))
     out.state["callback_offer"] = "offered"
     return True
@@ -187,11 +118,31 @@ def _global(out: Outcome, requested: str) -> bool:
         _advise(out)
         out.ask(requested, str(turn.slots.get("ask_mode") or "plain"))
         return True
+    if (
+        intent in ("greet", "thank")
+        and requested != "what_happened"
+        and turn.confidence >= 0.8
+        and len(turn.text.split()) <= 3
+    ):
+        out.ask(requested, str(turn.slots.get("ask_mode") or "plain"))  # "alo?", "cảm ơn"
+        return True
     if intent == "goodbye" and turn.confidence >= 0.6:
         out.end("goodbye")
         return True
-    if requested != "what_happened" and answers.sounds_like_correction(turn.text, intent):
+    if (
+        requested != "what_happened"
+        and answers.sounds_like_correction(turn.text, intent)
+        and not _answers_directly(turn.text, requested)
+    ):
         return _correct(out, requested)
+    return False
+
+
+def _answers_directly(text: str, requested: str) -> bool:
+    """A self-corrected answer to the question asked is an answer, not a correction."""
+    if requested == "callback_number":
+        corrected = answers.after_self_correction(text) or text
+        return normalise_vn_phone(corrected) is not None
     return False
 
 
@@ -211,6 +162,9 @@ def _hand_off(out: Outcome, reason: str) -> None:
 
 
 def _not_understood(out: Outcome, requested: str, mode: str = "plain") -> None:
+    if requested != "what_happened" and _volunteered(out, requested):
+        out.ask(requested, mode)  # an answer to another question: kept, then ask again
+        return
     fails = int(out.state.get("fails", 0)) + 1
     out.state["fails"] = fails
     if fails >= MAX_FAILS:
@@ -219,6 +173,53 @@ def _not_understood(out: Outcome, requested: str, mode: str = "plain") -> None:
         return
     out.utter("utter_not_understood")
     out.ask(requested, mode)
+
+
+def _volunteered(out: Outcome, requested: str) -> bool:
+    """Details given before they were asked ("em tên Hương" while asked the number).
+
+    Only empty slots are filled, and only from clear cues: a valid phone
+    number, "tên ..."/"my name is ...", a count next to "bị thương"/"kẹt", or
+    an address precise enough to send help to.
+    """
+    turn = out.turn
+    text = turn.text
+    found = False
+
+    def empty(slot: str) -> bool:
+        return out.get(slot) in (None, UNKNOWN)
+
+    if requested != "callback_number" and empty("callback_number"):
+        number = normalise_vn_phone(text)
+        if number is not None:
+            _accept_number(out, number)
+            found = True
+    said_name = answers.names_self(text) or (
+        requested == "callback_number" and answers.looks_like_a_name(text)
+    )
+    if requested != "caller_name" and empty("caller_name") and said_name:
+        name = answers.extract_name(text)
+        if name is not None:
+            out.fill("caller_name", name)
+            found = True
+    people = (("injured", answers.mentions_injured), ("trapped", answers.mentions_trapped))
+    for slot, mentioned in people:
+        if requested != slot and empty(slot) and mentioned(text):
+            count = parse_count(text)
+            if count is not None and count.known and count.value is not None:
+                out.fill(slot, str(count.value))
+                found = True
+    if requested not in ("incident_location", "location_confirmed") and out.get(
+        "incident_location"
+    ) is None:
+        said = answers.clean(text)
+        resolution = gazetteer.resolve_location(said)
+        if _precise(resolution):
+            _accept_location(out, said, resolution)
+            found = True
+    if found:
+        out.state["fails"] = 0
+    return found
 
 
 def _set_category(out: Outcome, category: str) -> bool:
@@ -258,6 +259,8 @@ def _late_category(out: Outcome) -> bool:
     category = triage.category_for_intent(turn.intent, turn.confidence)
     if category is None or turn.confidence < triage.MIN_INTERRUPT_CONFIDENCE:
         return False
+    if not answers.looks_like_words(turn.text):
+        return False
     if category in triage.CLOSED_BY_BOT:
         return False
     if _set_category(out, category):
@@ -276,16 +279,36 @@ def _what_happened(out: Outcome, requested: str) -> None:
     turn = out.turn
     said = answers.clean(turn.text)
     category = triage.category_for_intent(turn.intent, turn.confidence)
+    if not answers.looks_like_words(turn.text):
+        category = None
     flags = list(out.get("red_flags") or [])
+    if category in triage.CLOSED_BY_BOT and (
+        flags or turn.confidence < triage.MIN_CLOSE_CONFIDENCE
+    ):
+        category = None  # never close a call that may be an emergency
     if category is None and flags:
         category = triage.category_for_flags(flags)
+    elif flags and turn.confidence < triage.MIN_OVER_FLAG_CONFIDENCE:
+        category = triage.category_for_flags(flags, defining_only=True) or category
+    if (
+        category is None or category in triage.CLOSED_BY_BOT
+    ) and triage.sounds_like_emergency(said) and answers.looks_like_words(said):
+        # emergency words, but the top intent is no emergency: take the
+        # classifier's best emergency (recall first: a dispatcher can downgrade)
+        category = triage.best_emergency_in_ranking(turn.ranking) or category
+        if category in triage.CLOSED_BY_BOT:
+            category = None
     if category is None:
         if turn.intent == "greet" or not said:
             out.ask(requested)
             return
         resolution = gazetteer.resolve_location(said)
-        if resolution.status == "resolved" and out.get("incident_location") is None:
-            _accept_location(out, said, resolution)  # the place came first
+        if resolution.status != "unresolved" and out.get("incident_location") is None:
+            # the place came first: keep it, then ask again what happened
+            if _precise(resolution):
+                _accept_location(out, said, resolution)
+            else:
+                out.state["loc_parts"] = [*out.state.get("loc_parts", []), said]
             out.state["fails"] = 0
             out.utter("utter_noted")
             out.ask(requested, "again")
@@ -304,24 +327,25 @@ def _what_happened(out: Outcome, requested: str) -> None:
     _acknowledge(out, category)
     if out.get("incident_location") is None:
         resolution = gazetteer.resolve_location(said)
-        if resolution.status == "resolved":
+        if _precise(resolution):
             _accept_location(out, said, resolution)
 
 
 def _incident_location(out: Outcome, requested: str) -> None:
     turn = out.turn
     said = answers.clean(turn.text)
-    parts = [*out.state.get("loc_parts", []), said] if said else list(out.state.get("loc_parts", []))
+    parts = [*out.state.get("loc_parts", []), *([said] if said else [])]
     combined = ", ".join(p for p in parts if p)
     dont_know = answers.says_dont_know(turn.text, turn.intent)
     resolution = gazetteer.resolve_location(combined) if combined else None
-    if resolution is not None and resolution.status == "resolved" and not dont_know:
-        _accept_location(out, combined, resolution)
+    attempts = int(out.state.get("loc_attempts", 0))
+    resolved = resolution is not None and resolution.status == "resolved" and not dont_know
+    if resolved and (_precise(resolution) or attempts >= MAX_NARROWING):  # type: ignore[arg-type]
+        _accept_location(out, combined, resolution)  # type: ignore[arg-type]
         return
-    if not dont_know and not answers.mentions_place(said) and _late_category(out):
+    if not dont_know and not _mentions_place(said) and _late_category(out):
         out.ask(requested, str(turn.slots.get("ask_mode") or "plain"))
         return
-    attempts = int(out.state.get("loc_attempts", 0))
     if attempts < MAX_NARROWING:
         if not dont_know and said:
             out.state["loc_parts"] = parts
@@ -336,6 +360,15 @@ def _incident_location(out: Outcome, requested: str) -> None:
         out.fill(requested, UNKNOWN)
         out.fill("location_confirmed", False)
         out.set("location_status", "unresolved")
+
+
+def _mentions_place(text: str) -> bool:
+    return answers.mentions_place(text)
+
+
+def _precise(resolution: gazetteer.Resolution) -> bool:
+    """Precise enough to send help: a ward plus a street or a landmark."""
+    return resolution.status == "resolved" and bool(resolution.street or resolution.landmark)
 
 
 def _accept_location(out: Outcome, said: str, resolution: gazetteer.Resolution) -> None:
@@ -356,9 +389,13 @@ def _location_confirmed(out: Outcome, requested: str) -> None:
     answer = answers.yes_no(turn.text, turn.intent)
     if answer is True:
         out.fill(requested, True)
+        _volunteered(out, requested)
+        return
+    if normalise_vn_phone(turn.text) is not None and _volunteered(out, requested):
+        out.ask(requested)  # a phone number is no house number
         return
     detail = answers.strip_correction(turn.text)
-    if detail and (answers.mentions_place(detail) or parse_house_number(detail) is not None):
+    if detail and (_mentions_place(detail) or answers.house_number_in(detail) is not None):
         _correct_location(out, turn.text)
         return
     if answer is False:
@@ -378,11 +415,13 @@ def _location_confirmed(out: Outcome, requested: str) -> None:
 def _correct_location(out: Outcome, text: str) -> None:
     detail = answers.strip_correction(text)
     old = out.get("incident_location")
-    new_house = parse_house_number(detail)
+    new_house = answers.house_number_in(detail)
     resolution = gazetteer.resolve_location(detail)
-    only_a_number = new_house is not None and not answers.mentions_place(
-        detail.replace(new_house, "")
-    ) and resolution.status != "resolved"
+    only_a_number = (
+        new_house is not None
+        and not _mentions_place(detail.replace(new_house, ""))
+        and resolution.status != "resolved"
+    )
     if old and old != UNKNOWN and new_house is not None and only_a_number:
         said = answers.replace_house_number(str(old), new_house)
     elif resolution.status == "resolved" or not old or old == UNKNOWN:
@@ -395,24 +434,31 @@ def _correct_location(out: Outcome, text: str) -> None:
 
 def _callback_number(out: Outcome, requested: str) -> None:
     turn = out.turn
-    number = normalise_vn_phone(turn.text)
+    corrected = answers.after_self_correction(turn.text)
+    number = (normalise_vn_phone(corrected) if corrected else None) or normalise_vn_phone(
+        turn.text
+    )
     if number is not None:
         _accept_number(out, number)
         return
     if out.state.get("callback_offer") == "offered":
         answer = answers.yes_no(turn.text, turn.intent)
         if answer is True:
-            caller_id = str(out.get("caller_id"))
-            _accept_number(out, normalise_vn_phone(caller_id) or caller_id, say=False)
-            return
+            number = normalise_vn_phone(str(out.get("caller_id")))
+            if number is not None:
+                _accept_number(out, number, say=False)
+                return
         if answer is False:
             out.state["callback_offer"] = "declined"
             out.ask(requested)
             return
-    if answers.says_dont_know(turn.text, turn.intent) or turn.intent == "deny":
+    if answers.says_dont_know(turn.text, turn.intent) or answers.yes_no(turn.text) is False:
         out.fill(requested, UNKNOWN)
         return
     if _late_category(out):
+        out.ask(requested, "confirm" if out.state.get("callback_offer") == "offered" else "plain")
+        return
+    if _volunteered(out, requested):
         out.ask(requested, "confirm" if out.state.get("callback_offer") == "offered" else "plain")
         return
     tries = int(out.state.get("phone_tries", 0)) + 1
@@ -430,7 +476,7 @@ def _accept_number(out: Outcome, number: str, *, say: bool = True) -> None:
     out.set("callback_readback", answers.format_phone(number))
     out.state["phone_tries"] = 0
     if say:
-        out.utter("utter_callback_noted")
+        out.utter("utter_callback_noted", callback_readback=answers.format_phone(number))
 
 
 def _caller_name(out: Outcome, requested: str) -> None:
@@ -517,7 +563,8 @@ def _correct(out: Outcome, requested: str) -> bool:
                  else (f"{count.at_least}+" if count.at_least else UNKNOWN))
     else:
         return False
-    out.utter("utter_noted")
+    if target != "callback_number":  # a new number is read back already
+        out.utter("utter_noted")
     out.ask(requested, str(turn.slots.get("ask_mode") or "plain"))
     if requested == "callback_number" and out.state.get("callback_offer") == "offered":
         out.ask(requested, "confirm")

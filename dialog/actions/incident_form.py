@@ -10,7 +10,8 @@ from rasa_sdk.events import SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.forms import FormValidationAction
 
-from dialog.actions.form_logic import Outcome, Turn, decide
+from dialog.actions.form_logic import decide
+from dialog.actions.turn import Outcome, Turn
 
 log = logging.getLogger(__name__)
 
@@ -18,19 +19,25 @@ log = logging.getLogger(__name__)
 def turn_from_tracker(tracker: Tracker) -> Turn:
     message: dict[str, Any] = tracker.latest_message or {}
     intent: dict[str, Any] = message.get("intent") or {}
+    ranking = tuple(
+        (str(r.get("name")), float(r.get("confidence") or 0.0))
+        for r in message.get("intent_ranking") or []
+        if isinstance(r, dict) and r.get("name")
+    )
     return Turn(
         text=str(message.get("text") or ""),
         intent=intent.get("name"),
         confidence=float(intent.get("confidence") or 0.0),
         requested=tracker.get_slot("requested_slot"),
         slots=dict(tracker.slots),
+        ranking=ranking,
     )
 
 
 def emit(outcome: Outcome, dispatcher: CollectingDispatcher) -> list[dict[str, Any]]:
     for say in outcome.say:
         if say.response is not None:
-            dispatcher.utter_message(response=say.response)
+            dispatcher.utter_message(response=say.response, **say.args)
         else:
             dispatcher.utter_message(text=say.text)
     return [SlotSet(slot, value) for slot, value in outcome.slots.items()]
