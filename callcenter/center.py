@@ -22,7 +22,7 @@ from callcenter.session import CallOutcome, CallSession, SessionServices
 from callcenter.settings import Settings
 from dialog.base import Dialog
 from dialog.rasa_dialog import RasaDialog
-from dialog.rasa_process import RasaProcesses, RasaSettings, new_auth_token
+from dialog.rasa_process import RasaProcesses, RasaSettings, free_port, new_auth_token
 from dialog.scripted import ScriptedDialog
 from dispatch.store import SqlCallStore
 from tts.cache import PromptCache
@@ -158,18 +158,22 @@ class CallCenter:
         # A Rasa server we start gets a fresh token, so that no other local
         # process can read or change its conversations.
         token = settings.rasa_token or (None if settings.rasa_url else new_auth_token())
+        overrides: dict[str, object] = {}
+        if settings.rasa_model is not None:
+            overrides["model_path"] = settings.rasa_model.resolve()
         self._rasa_settings = RasaSettings.for_data_dir(
             settings.data_dir,
             url=settings.rasa_url,
-            port=settings.rasa_port,
-            action_port=settings.rasa_action_port,
+            port=settings.rasa_port or free_port(),
+            action_port=settings.rasa_action_port or free_port(),
             timeout_s=settings.rasa_timeout_s,
             start_timeout_s=settings.rasa_start_timeout_s,
             venv=settings.rasa_venv.resolve(),
             endpoints_file=settings.rasa_endpoints_file,
             auth_token=token,
+            **overrides,
         )
-        url = settings.rasa_url or f"http://{self._rasa_settings.host}:{settings.rasa_port}"
+        url = settings.rasa_url or f"http://{self._rasa_settings.host}:{self._rasa_settings.port}"
         self._rasa_dialog = RasaDialog(url, timeout_s=settings.rasa_timeout_s, token=token)
         return self._rasa_dialog
 

@@ -56,5 +56,7 @@ def setup_logging(level: str, *, json_lines: bool) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    # faster-whisper logs every utterance at INFO; keep the service log readable.
-    logging.getLogger("faster_whisper").setLevel(logging.WARNING)
+    # faster-whisper logs every utterance at INFO; httpx logs every request URL,
+    # and Rasa's API takes its auth token in the URL: neither belongs at INFO.
+    for noisy in ("faster_whisper", "httpx", "httpcore"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)

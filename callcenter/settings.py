@@ -50,8 +50,9 @@ class Settings(BaseSettings):
     # Dialog: the Rasa server (started here unless CALLBOT_RASA_URL points at one)
     dialog_engine: Literal["rasa", "scripted"] = "rasa"
     rasa_url: str | None = None
-    rasa_port: int = Field(default=5005, ge=1, le=65535)
-    rasa_action_port: int = Field(default=5055, ge=1, le=65535)
+    rasa_port: int = Field(default=5005, ge=0, le=65535)  # 0: any free port
+    rasa_action_port: int = Field(default=5055, ge=0, le=65535)
+    rasa_model: Path | None = None  # default: DATA_DIR/rasa/models/callbot.tar.gz
     rasa_token: str | None = None  # for an external Rasa started with --auth-token
     rasa_timeout_s: float = Field(default=2.5, gt=0)  # each HTTP request to Rasa
     rasa_start_timeout_s: float = Field(default=90.0, gt=0)

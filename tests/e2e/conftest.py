@@ -46,9 +46,15 @@ def start_service(data_dir: Path, **env: str) -> RunningService:
         "CALLBOT_LOG_LEVEL": "INFO",
         **env,
     }
-    shared_model = REPO / "var" / "models" / "whisper-base"
+    # The models that `make test` prepared under the repository's data dir.
+    data = Path(os.environ.get("CALLBOT_DATA_DIR", REPO / "var")).resolve()
+    shared_model = data / "models" / "whisper-base"
     if (shared_model / "model.bin").exists():
         environment.setdefault("CALLBOT_WHISPER_MODEL_DIR", str(shared_model))
+    environment.setdefault("CALLBOT_RASA_MODEL", str(data / "rasa" / "models" / "callbot.tar.gz"))
+    environment.setdefault("CALLBOT_RASA_VENV", str(REPO / ".venv-rasa"))
+    environment.setdefault("CALLBOT_RASA_PORT", "0")
+    environment.setdefault("CALLBOT_RASA_ACTION_PORT", "0")
     log_path = data_dir / "service.log"
     with log_path.open("wb") as log_file:
         process = subprocess.Popen(
