@@ -84,6 +84,11 @@ class Conversation:
     caller_number: str | None = None
 
 
+
+def ward_of(slots: Mapping[str, str]) -> str | None:
+    """The ward or commune the dialog resolved the location to, if any."""
+    return slots.get("location_unit_name") or slots.get("ward_name") or None
+
 def _field(
     raw: Mapping[str, Any], key: str, kind: type, where: str, *, optional: bool = False
 ) -> Any:
@@ -368,11 +373,11 @@ def score(outcomes: Sequence[Outcome]) -> dict[str, Any]:
     said = [o for o in played if o.conversation.expect.location_said]
     captured = [o for o in said if o.slots.get("incident_location")]
     ward_expected = [o for o in played if o.conversation.expect.ward]
-    ward_resolved = [o for o in ward_expected if o.slots.get("ward_name")]
+    ward_resolved = [o for o in ward_expected if ward_of(o.slots)]
     ward_right = [
         o
         for o in ward_expected
-        if same_place(o.slots.get("ward_name"), o.conversation.expect.ward or "")
+        if same_place(ward_of(o.slots), o.conversation.expect.ward or "")
     ]
     callback_expected = [o for o in played if o.conversation.expect.callback_number]
     callback_right = [
@@ -419,7 +424,7 @@ def score(outcomes: Sequence[Outcome]) -> dict[str, Any]:
         "location_said": len(said),
         "ward_resolved": ratio(len(ward_resolved), len(ward_expected)),
         "ward_accuracy": ratio(len(ward_right), len(ward_expected)),
-        "ward_resolved_any": ratio(sum(1 for o in said if o.slots.get("ward_name")), len(said)),
+        "ward_resolved_any": ratio(sum(1 for o in said if ward_of(o.slots)), len(said)),
         "ward_expected": len(ward_expected),
         "callback_accuracy": ratio(len(callback_right), len(callback_expected)),
         "callback_expected": len(callback_expected),
@@ -479,7 +484,7 @@ def conversation_record(outcome: Outcome, transcripts: bool) -> dict[str, Any]:
         "turns_sent": outcome.turns_sent,
         "turns": len(c.turns),
         "location": outcome.slots.get("incident_location"),
-        "ward": outcome.slots.get("ward_name"),
+        "ward": ward_of(outcome.slots),
         "ward_expected": c.expect.ward,
         "callback_number": outcome.slots.get("callback_number"),
         "callback_expected": c.expect.callback_number,
