@@ -72,7 +72,8 @@ async def _call(args: argparse.Namespace) -> int:
     async with MediaStreamCall(
         args.url, line=args.line, lang=args.lang, caller_number=args.caller
     ) as call:
-        timings = await play_turns(call, [read_wav_16k(path) for path in args.wav])
+        turns = [read_wav_16k(path) for path in args.wav]
+        timings = await play_turns(call, turns, greeting_timeout_s=30, reply_timeout_s=90)
         await call.hangup()
         pcm = call.bot_audio_pcm16k()
     for timing in timings:
