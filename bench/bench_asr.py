@@ -27,7 +27,7 @@ from pathlib import Path
 from asr.base import Transcriber
 from asr.wer import normalise, word_error_rate
 from bench import corpus
-from bench.stats import emit, percentile, rss_mb, table
+from bench.stats import emit, percentile, rss_mb, table, whisper_model_dir
 from callcenter.events import INTERNAL_RATE_HZ, Language
 from callcenter.settings import Settings
 
@@ -201,13 +201,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     started = time.perf_counter()
     settings = Settings()
-    from asr.model import ensure_whisper_model
     from asr.vietasr_engine import VietAsrTranscriber
     from asr.whisper_engine import WhisperTranscriber
 
-    model_dir = args.whisper_model_dir or settings.whisper_model_dir
-    if model_dir is None:
-        model_dir = ensure_whisper_model(settings.models_dir / "whisper-base")
+    model_dir = whisper_model_dir(settings, args.whisper_model_dir)
 
     english = english_clips(args.max_clips)
     vietnamese = vietnamese_clips(args.clips, args.max_clips)

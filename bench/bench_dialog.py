@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import ipaddress
 import json
 import logging
 import sys
@@ -31,11 +30,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import httpx
 
-from bench.stats import emit, summarize_ms, table
+from bench.stats import emit, is_loopback, summarize_ms, table
 
 log = logging.getLogger("bench.bench_dialog")
 
@@ -584,16 +582,6 @@ def print_table(report: Mapping[str, Any]) -> None:
 
 
 # ---------------------------------------------------------------- main
-
-
-def is_loopback(url: str) -> bool:
-    host = urlsplit(url).hostname or ""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 async def wait_ready(client: httpx.AsyncClient, timeout_s: float) -> bool:

@@ -46,7 +46,7 @@ import numpy as np
 from asr.base import Transcriber
 from asr.recognizer import CallRecognizer
 from bench import corpus
-from bench.stats import emit, summarize_ms, table
+from bench.stats import emit, summarize_ms, table, whisper_model_dir
 from callcenter.events import FRAME_BYTES, FRAME_MS, AudioFrame, Language, SpeechStarted, Transcript
 from callcenter.settings import Settings
 
@@ -241,12 +241,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     began = time.perf_counter()
     settings = Settings()
-    from asr.model import ensure_whisper_model
     from asr.whisper_engine import WhisperTranscriber
 
-    model_dir = args.whisper_model_dir or settings.whisper_model_dir
-    if model_dir is None:
-        model_dir = ensure_whisper_model(settings.models_dir / "whisper-base")
+    model_dir = whisper_model_dir(settings, args.whisper_model_dir)
     turns = spoken_turns(args)
     load_before = os.getloadavg()
     whisper = WhisperTranscriber.from_settings(settings, model_dir)

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import ipaddress
 import logging
 import sys
 import time
@@ -27,7 +26,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
-from bench.stats import emit, summarize_ms, table
+from bench.stats import emit, is_loopback, summarize_ms, table
 from callcenter.audio import write_wav
 from callcenter.media_client import (
     MediaStreamCall,
@@ -78,16 +77,6 @@ def health_url(ws_url: str) -> str:
     parts = urlsplit(ws_url)
     scheme = "https" if parts.scheme == "wss" else "http"
     return urlunsplit((scheme, parts.netloc, "/health", "", ""))
-
-
-def is_loopback(ws_url: str) -> bool:
-    host = urlsplit(ws_url).hostname or ""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 async def fetch_health(url: str, timeout_s: float = 3.0) -> dict[str, object] | None:

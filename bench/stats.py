@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import math
 import statistics
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from urllib.parse import urlsplit
+
+from callcenter.settings import Settings
 
 Summary = dict[str, float | int | None]
 
@@ -77,3 +81,24 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
     ]
     lines.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(lines)
+
+
+def is_loopback(url: str) -> bool:
+    """True when the URL's host is this machine: benchmarks load nothing else."""
+    host = urlsplit(url).hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def whisper_model_dir(settings: Settings, override: Path | None) -> Path:
+    """The Whisper model a benchmark uses: an explicit one, the setting, or the packaged one."""
+    from asr.model import ensure_whisper_model
+
+    model_dir = override or settings.whisper_model_dir
+    if model_dir is None:
+        model_dir = ensure_whisper_model(settings.models_dir / "whisper-base")
+    return model_dir
