@@ -242,17 +242,15 @@ class CallCenter:
             await self._store.close()
 
     def health(self) -> tuple[int, dict[str, object]]:
-        failed = [k for k, v in self.components.items() if v.startswith("failed")]
         components = dict(self.components)
         if self._rasa is not None and not self._rasa.ready:
             components["dialog"] = "restarting (rasa)"
-            failed.append("dialog")
         if self.ready:
             status = "ok"
-        elif failed:
-            status = "degraded"
-        else:
+        elif "starting" in components.values():
             status = "starting"
+        else:
+            status = "degraded"
         body: dict[str, object] = {
             "status": status,
             "components": components,

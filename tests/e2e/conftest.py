@@ -36,7 +36,8 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def start_service(data_dir: Path, **env: str) -> RunningService:
+def start_service(data_dir: Path, *, expect: str = "ok", **env: str) -> RunningService:
+    """Start the service and wait until /health reports `expect` ("ok" or "degraded")."""
     port = _free_port()
     data_dir.mkdir(parents=True, exist_ok=True)
     environment = {
@@ -76,9 +77,10 @@ def start_service(data_dir: Path, **env: str) -> RunningService:
         if process.poll() is not None:
             raise RuntimeError(f"service exited with {process.returncode}:\n{service.log_tail()}")
         try:
-            if httpx.get(f"{service.base_url}/health", timeout=1.0).status_code == 200:
+            health = httpx.get(f"{service.base_url}/health", timeout=1.0).json()
+            if health["status"] == expect:
                 return service
-        except httpx.HTTPError:
+        except (httpx.HTTPError, ValueError):
             pass
         time.sleep(0.25)
     stop_service(service)

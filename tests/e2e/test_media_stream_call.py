@@ -7,6 +7,7 @@ import base64
 import json
 import uuid
 
+import httpx
 import numpy as np
 import pytest
 import websockets
@@ -169,3 +170,28 @@ async def test_noise_and_silence_do_not_break_the_service(service: RunningServic
     # The service still answers new calls afterwards.
     async with MediaStreamCall(service.ws_url, line="114", lang="vi", caller_number=caller) as call:
         await call.wait_for_mark("greeting", timeout_s=15)
+
+
+async def test_with_the_dialog_down_callers_are_held_for_a_human(tmp_path) -> None:
+    """Rasa cannot start: /health says degraded, yet a caller is answered, told to
+    hold, and the call is recorded as handed to a human."""
+    from tests.e2e.conftest import start_service, stop_service
+
+    broken = start_service(
+        tmp_path / "no-dialog", expect="degraded", CALLBOT_RASA_VENV=str(tmp_path / "missing")
+    )
+    try:
+        async with httpx.AsyncClient() as http:
+            health = (await http.get(f"{broken.base_url}/health", timeout=2)).json()
+        assert health["components"]["dialog"].startswith("failed")
+        caller = _caller_number()
+        async with MediaStreamCall(
+            broken.ws_url, line="114", lang="vi", caller_number=caller
+        ) as call:
+            mark = await call.wait_for_mark("hold", timeout_s=15)
+            assert call.first_media_after(0) is not None and mark.played_s is not None
+        record = await _call_record(broken, caller)
+        assert record.status == "handed_off"
+        assert "greeting failed" in (record.handoff_reason or "")
+    finally:
+        stop_service(broken)
