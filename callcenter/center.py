@@ -94,6 +94,9 @@ class CallCenter:
             engines = await self._step("asr", self._load_asr())
         except CallbotError:
             dialog_started.cancel()
+            for name, state in self.components.items():
+                if state == "starting":
+                    self.components[name] = "not started: an earlier part failed"
             return
         await dialog_started
         self._executor = ThreadPoolExecutor(settings.asr_workers, thread_name_prefix="asr")

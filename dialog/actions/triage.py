@@ -68,7 +68,7 @@ CLOSED_BY_BOT: Final[frozenset[str]] = frozenset({"administrative", "prank_silen
 MIN_CATEGORY_CONFIDENCE: Final[float] = 0.3
 # Below this, the bot does not close a call itself (administrative, prank): an
 # emergency misread as a prank must never be closed with a warning.
-MIN_CLOSE_CONFIDENCE: Final[float] = 0.6
+MIN_CLOSE_CONFIDENCE: Final[float] = 0.8
 # Below this, a category intent during another question is ignored.
 MIN_INTERRUPT_CONFIDENCE: Final[float] = 0.6
 
