@@ -24,6 +24,7 @@ from dialog.base import Dialog
 from dialog.rasa_dialog import RasaDialog
 from dialog.rasa_process import RasaProcesses, RasaSettings, free_port, new_auth_token
 from dialog.scripted import ScriptedDialog
+from dispatch.journal import JournaledStore
 from dispatch.store import SqlCallStore
 from tts.cache import PromptCache
 from tts.pyttsx3_engine import Pyttsx3Synthesizer
@@ -51,7 +52,8 @@ class CallCenter:
         self._services: SessionServices | None = None
         self._engines: AsrEngines | None = None
         self._synth: Pyttsx3Synthesizer | None = None
-        self._store: SqlCallStore | None = None
+        self._store: JournaledStore | None = None
+        self._replayer: asyncio.Task[None] | None = None
         self._executor: ThreadPoolExecutor | None = None
         self._chat: ChatService | None = None
         self._rasa: RasaProcesses | None = None
@@ -66,7 +68,7 @@ class CallCenter:
         return self._services is not None and self._dialog_ok()
 
     @property
-    def store(self) -> SqlCallStore:
+    def store(self) -> JournaledStore:
         if self._store is None:
             raise NotReady("the store is not open yet")
         return self._store
@@ -110,8 +112,9 @@ class CallCenter:
             store=store,
         )
         self.ready_after_s = time.monotonic() - self.started_at
-        log.info("taking calls after %.1f s (dialog: %s)", self.ready_after_s,
-                 self.components["dialog"])
+        log.info(
+            "taking calls after %.1f s (dialog: %s)", self.ready_after_s, self.components["dialog"]
+        )
 
     async def _step(self, component: str, work: Awaitable[_T]) -> _T:
         try:
@@ -124,10 +127,15 @@ class CallCenter:
             self.components[component] = "ok"
         return result
 
-    async def _open_store(self) -> SqlCallStore:
-        store = SqlCallStore(self.settings.resolved_database_url)
-        await store.create_schema()
+    async def _open_store(self) -> JournaledStore:
+        """The database, with a journal that keeps writes while it is unreachable."""
+        database = SqlCallStore(self.settings.resolved_database_url)
+        await database.create_schema()
+        store = JournaledStore(database, self.settings.data_dir / "journal")
         self._store = store
+        self._replayer = asyncio.create_task(store.run_replayer(), name="journal-replayer")
+        if store.pending:
+            log.warning("journaled writes from an earlier run are being replayed")
         return store
 
     async def _start_speech_output(self, dialog: Dialog) -> PromptCache:
@@ -241,6 +249,9 @@ class CallCenter:
             await self._rasa_dialog.aclose()
         if self._rasa is not None:
             await self._rasa.stop()
+        if self._replayer is not None:
+            self._replayer.cancel()
+            await asyncio.gather(self._replayer, return_exceptions=True)
         if self._store is not None:
             await self._store.close()
 

@@ -146,7 +146,10 @@ class ChatService:
     async def _write_incident(self, chat: _Chat, turn: DialogTurn) -> None:
         incident = incident_from_turn(chat.info, turn)
         if incident is not None:
-            await self._safe(self._store.upsert_incident(incident), "upsert incident")
+            await self._safe(
+                self._store.upsert_incident(incident, actor=f"bot:{self._dialog.name}"),
+                "upsert incident",
+            )
             chat.incident_written = True
 
     async def _record(

@@ -375,7 +375,10 @@ class CallSession:
     async def _save_incident(self, turn: DialogTurn) -> None:
         incident = incident_from_turn(self.info, turn)
         if incident is not None:
-            await self._safe(self._svc.store.upsert_incident(incident), "upsert incident")
+            await self._safe(
+                self._svc.store.upsert_incident(incident, actor=f"bot:{self._svc.dialog.name}"),
+                "upsert incident",
+            )
 
     async def _close_record(self) -> None:
         outcome = self.outcome

@@ -4,13 +4,24 @@ Importing this package connects to nothing; `SqlCallStore(url)` builds an
 engine and `create_schema()` makes the first connection.
 """
 
-from dispatch.errors import DispatchError, StoreUnavailable, UnknownCall
+from dispatch.errors import (
+    AlreadyClaimed,
+    DispatchError,
+    InvalidTransition,
+    StaleVersion,
+    StoreUnavailable,
+    UnknownCall,
+    UnknownIncident,
+)
 from dispatch.records import (
+    AuditEntry,
     CallStatus,
     CallSummary,
     CallView,
     IncidentData,
+    IncidentStatus,
     IncidentView,
+    Lifecycle,
     Speaker,
     TurnData,
     TurnView,
@@ -20,19 +31,26 @@ from dispatch.records import (
 from dispatch.store import CallStore, SqlCallStore
 
 __all__ = [
+    "AlreadyClaimed",
+    "AuditEntry",
     "CallStatus",
     "CallStore",
     "CallSummary",
     "CallView",
     "DispatchError",
     "IncidentData",
+    "IncidentStatus",
     "IncidentView",
+    "InvalidTransition",
+    "Lifecycle",
     "Speaker",
     "SqlCallStore",
+    "StaleVersion",
     "StoreUnavailable",
     "TurnData",
     "TurnView",
     "UnknownCall",
+    "UnknownIncident",
     "call_status",
     "speaker",
 ]

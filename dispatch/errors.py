@@ -15,3 +15,19 @@ class StoreUnavailable(DispatchError):
 
 class UnknownCall(DispatchError):
     """The call id was never started in this store."""
+
+
+class UnknownIncident(DispatchError):
+    """No incident with this id in the store."""
+
+
+class InvalidTransition(DispatchError):
+    """The incident's status does not allow this action (e.g. closing a new incident)."""
+
+
+class AlreadyClaimed(InvalidTransition):
+    """Another dispatcher acknowledged the incident first."""
+
+
+class StaleVersion(DispatchError):
+    """The incident changed since the caller read it (`expected_version` is behind)."""

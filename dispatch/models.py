@@ -1,4 +1,7 @@
-"""SQLAlchemy 2 models of the dispatch store (tables `calls`, `turns`, `incidents`).
+"""SQLAlchemy 2 models of the dispatch store (`calls`, `turns`, `incidents`, `incident_audit`).
+
+The schema is created and evolved by the Alembic migrations in
+`dispatch/migrations`; a change here needs a new revision there.
 
 Columns hold plain strings for enumerations (no database ENUM types) so that
 Alembic migrations can add values without DDL; constraint names follow a
@@ -16,6 +19,7 @@ from sqlalchemy import (
     DateTime,
     Dialect,
     ForeignKey,
+    Index,
     Integer,
     MetaData,
     String,
@@ -63,8 +67,8 @@ class UtcDateTime(TypeDecorator[datetime]):
 
 
 # SQLite autoincrements only an INTEGER PRIMARY KEY.
-_BigIntId = BigInteger().with_variant(Integer(), "sqlite")
-_Json = JSON().with_variant(JSONB(), "postgresql")
+BigIntId = BigInteger().with_variant(Integer(), "sqlite")
+JsonType = JSON().with_variant(JSONB(), "postgresql")
 
 
 class Base(DeclarativeBase):
@@ -103,7 +107,7 @@ class TurnRecord(Base):
     __tablename__ = "turns"
     __table_args__ = (UniqueConstraint("call_id", "seq"),)
 
-    id: Mapped[int] = mapped_column(_BigIntId, primary_key=True, autoincrement=True)
+    id: Mapped[int] = mapped_column(BigIntId, primary_key=True, autoincrement=True)
     call_id: Mapped[str] = mapped_column(ForeignKey("calls.id", ondelete="CASCADE"))
     seq: Mapped[int] = mapped_column(Integer)
     speaker: Mapped[str] = mapped_column(String(8))  # "caller" | "bot"
@@ -116,16 +120,17 @@ class TurnRecord(Base):
     reply_latency_ms: Mapped[float | None] = mapped_column()
     intent: Mapped[str | None] = mapped_column(String(64))
     intent_confidence: Mapped[float | None] = mapped_column()
-    slots: Mapped[dict[str, str]] = mapped_column(_Json, default=dict)
+    slots: Mapped[dict[str, str]] = mapped_column(JsonType, default=dict)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
 
     call: Mapped[CallRecord] = relationship(back_populates="turns")
 
 
 class IncidentRecord(Base):
-    """A minimal incident; a later revision extends it toward NENA EIDO."""
+    """An incident and where it stands in its lifecycle; `version` counts its changes."""
 
     __tablename__ = "incidents"
+    __table_args__ = (Index("ix_incidents_queue", "status", "priority", "created_at"),)
 
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
     # No foreign key: incidents journaled during a database outage may be
@@ -139,6 +144,30 @@ class IncidentRecord(Base):
     callback_number: Mapped[str | None] = mapped_column(String(32))
     caller_name: Mapped[str | None] = mapped_column(String(120))
     injured: Mapped[int | None] = mapped_column(Integer)
-    details: Mapped[dict[str, JsonValue]] = mapped_column(_Json, default=dict)
+    details: Mapped[dict[str, JsonValue]] = mapped_column(JsonType, default=dict)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow, onupdate=utcnow)
+    version: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+    acknowledged_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    acknowledged_by: Mapped[str | None] = mapped_column(String(120))
+    dispatched_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    units: Mapped[list[str] | None] = mapped_column(JsonType)
+    closed_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    closed_by: Mapped[str | None] = mapped_column(String(120))
+    outcome: Mapped[str | None] = mapped_column(Text)
+
+
+class IncidentAuditRecord(Base):
+    """One changed field of one incident version: who or what changed it, and when."""
+
+    __tablename__ = "incident_audit"
+
+    id: Mapped[int] = mapped_column(BigIntId, primary_key=True, autoincrement=True)
+    # No foreign key, like `incidents.call_id`: the trail outlives merges and deletes.
+    incident_id: Mapped[str] = mapped_column(String(64), index=True)
+    version: Mapped[int] = mapped_column(Integer)
+    at: Mapped[datetime] = mapped_column(UtcDateTime)
+    actor: Mapped[str] = mapped_column(String(160))
+    field: Mapped[str] = mapped_column(String(64))
+    old: Mapped[JsonValue] = mapped_column(JsonType, nullable=True)
+    new: Mapped[JsonValue] = mapped_column(JsonType, nullable=True)

@@ -17,9 +17,12 @@ JsonValue: TypeAlias = "str | int | float | bool | list[JsonValue] | dict[str, J
 
 CallStatus: TypeAlias = Literal["in_progress", "completed", "handed_off", "dropped", "failed"]
 Speaker: TypeAlias = Literal["caller", "bot"]
+IncidentStatus: TypeAlias = Literal["new", "acknowledged", "dispatched", "closed"]
 
 CALL_STATUSES: tuple[CallStatus, ...] = get_args(CallStatus)
 SPEAKERS: tuple[Speaker, ...] = get_args(Speaker)
+INCIDENT_STATUSES: tuple[IncidentStatus, ...] = get_args(IncidentStatus)
+OPEN_STATUSES: tuple[IncidentStatus, ...] = ("new", "acknowledged", "dispatched")
 
 
 def call_status(value: str) -> CallStatus:
@@ -36,6 +39,14 @@ def speaker(value: str) -> Speaker:
         if value == known:
             return known
     raise ValueError(f"unknown speaker {value!r}; expected one of {SPEAKERS}")
+
+
+def incident_status(value: str) -> IncidentStatus:
+    """`value` as an `IncidentStatus`, or ValueError."""
+    for known in INCIDENT_STATUSES:
+        if value == known:
+            return known
+    raise ValueError(f"unknown incident status {value!r}; expected one of {INCIDENT_STATUSES}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,10 +99,40 @@ class IncidentData:
 
 
 @dataclass(frozen=True, slots=True)
+class Lifecycle:
+    """Who moved an incident along new -> acknowledged -> dispatched -> closed, and when."""
+
+    acknowledged_at: datetime | None = None
+    acknowledged_by: str | None = None
+    dispatched_at: datetime | None = None
+    units: tuple[str, ...] = ()
+    closed_at: datetime | None = None
+    closed_by: str | None = None
+    outcome: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class IncidentView:
+    """A stored incident; `version` goes up by one with every change (from 1)."""
+
     incident: IncidentData
     created_at: datetime
     updated_at: datetime
+    version: int = 1
+    lifecycle: Lifecycle = field(default_factory=Lifecycle)
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEntry:
+    """One changed field: `actor` is e.g. "bot:rasa" or "dispatcher:lan"."""
+
+    incident_id: str
+    version: int
+    at: datetime
+    actor: str
+    field: str
+    old: JsonValue
+    new: JsonValue
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,7 +8,13 @@ are keyed by id, turns by `(call_id, seq)`.
 
 Turn numbers (`seq`, from 1) are handed out in the order `add_turn` is called,
 by this store instance, seeded from the database the first time a call is
-seen. A call lives on one node, so one instance numbers its turns.
+seen (or at 1 when `start_call` created it). A call lives on one node, so one
+instance numbers its turns.
+
+Incidents move new -> acknowledged -> dispatched -> closed through
+`acknowledge_incident`, `dispatch_incident` and `close_incident`; every change,
+the bot's included, bumps the incident's `version` and appends to its audit
+trail (see `dispatch.incidents`).
 """
 
 from __future__ import annotations
@@ -16,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
@@ -31,21 +37,26 @@ from sqlalchemy.orm import Session
 from sqlalchemy.pool import StaticPool
 
 from callcenter.events import CallInfo, Language, Line
+from dispatch import incidents
 from dispatch.errors import DispatchError, StoreUnavailable, UnknownCall
-from dispatch.models import Base, CallRecord, IncidentRecord, TurnRecord, utcnow
+from dispatch.models import Base, CallRecord, TurnRecord, utcnow
 from dispatch.records import (
+    OPEN_STATUSES,
+    AuditEntry,
     CallStatus,
     CallSummary,
     CallView,
     IncidentData,
+    IncidentStatus,
     IncidentView,
-    JsonValue,
     Speaker,
     TurnData,
     TurnView,
     call_status,
+    incident_status,
     speaker,
 )
+from dispatch.schema import migrate
 
 __all__ = [
     "CallStatus",
@@ -82,7 +93,7 @@ class CallStore(Protocol):
         at: datetime,
         handoff_reason: str | None = None,
     ) -> None: ...
-    async def upsert_incident(self, incident: IncidentData) -> None: ...
+    async def upsert_incident(self, incident: IncidentData, *, actor: str = "bot") -> None: ...
     async def get_call(self, call_id: str) -> CallView | None: ...
     async def list_calls(self, limit: int = 50) -> list[CallSummary]: ...
     async def get_incident(self, incident_id: str) -> IncidentView | None: ...
@@ -129,8 +140,8 @@ class SqlCallStore:
         return self._engine.dialect.name
 
     async def create_schema(self) -> None:
-        """Create missing tables (idempotent); migrations will replace this."""
-        await self._run("create_schema", partial(Base.metadata.create_all, self._engine))
+        """Migrate the database to the newest schema (idempotent; see `dispatch.schema`)."""
+        await self._run("create_schema", partial(migrate, self._engine))
         logger.info("dispatch store ready: %s", self._where)
 
     async def close(self) -> None:
@@ -150,7 +161,20 @@ class SqlCallStore:
             "started_at": _aware(started_at),
             "handoff": False,
         }
-        await self._run("start_call", partial(self._insert_ignore, CallRecord, values, ["id"]))
+        created = await self._run(
+            "start_call", partial(self._insert_ignore, CallRecord, values, ["id"])
+        )
+        if created:
+            self.note_new_call(info.call_id)
+
+    def note_new_call(self, call_id: str) -> None:
+        """`call_id` is brand new: its turns start at 1, no need to ask the database.
+
+        (`start_call` does this when it creates the call; a journaling wrapper does
+        it for a call started while the database was away.)"""
+        counter = self._counter(call_id)
+        if counter.next_seq is None:
+            counter.next_seq = 1
 
     async def mark_answered(self, call_id: str, at: datetime) -> None:
         values = {"answered_at": _aware(at)}
@@ -160,7 +184,7 @@ class SqlCallStore:
         """Append a turn. Without `seq` the store numbers turns in call order;
         with one, a retry of the same `(call_id, seq)` is ignored."""
         if seq is None:
-            seq = await self._allocate_seq(call_id)
+            seq = await self.allocate_seq(call_id)
         elif seq < 1:
             raise ValueError(f"seq must be >= 1, got {seq}")
         else:
@@ -188,9 +212,47 @@ class SqlCallStore:
         }
         await self._run("end_call", partial(self._update_call, call_id, values))
 
-    async def upsert_incident(self, incident: IncidentData) -> None:
-        """Insert or update an incident by id, and link its call to it."""
-        await self._run("upsert_incident", partial(self._upsert_incident, incident))
+    async def upsert_incident(self, incident: IncidentData, *, actor: str = "bot") -> None:
+        """Insert or update an incident by id, and link its call to it.
+
+        Changed fields bump the version and are audited as `actor` (e.g. "bot:rasa");
+        an identical retry changes nothing; the status never moves (only a new
+        incident takes `incident.status`).
+        """
+        await self._run("upsert_incident", partial(incidents.upsert, self._engine, incident, actor))
+
+    async def acknowledge_incident(
+        self, incident_id: str, dispatcher: str, expected_version: int | None = None
+    ) -> IncidentView:
+        """Claim a new incident for `dispatcher`; `AlreadyClaimed` if another was first."""
+        step = incidents.acknowledge_step(_name(dispatcher), utcnow())
+        return await self._transition(incident_id, dispatcher, step, expected_version)
+
+    async def dispatch_incident(
+        self,
+        incident_id: str,
+        dispatcher: str,
+        units: Sequence[str],
+        expected_version: int | None = None,
+    ) -> IncidentView:
+        """Note the units sent to an acknowledged incident."""
+        if not units or any(not unit.strip() for unit in units):
+            raise ValueError("dispatch needs at least one unit, each named")
+        step = incidents.dispatch_step([unit.strip() for unit in units], utcnow())
+        return await self._transition(incident_id, dispatcher, step, expected_version)
+
+    async def close_incident(
+        self,
+        incident_id: str,
+        dispatcher: str,
+        outcome: str,
+        expected_version: int | None = None,
+    ) -> IncidentView:
+        """Close an acknowledged or dispatched incident with its outcome."""
+        if not outcome.strip():
+            raise ValueError("closing an incident needs an outcome")
+        step = incidents.close_step(_name(dispatcher), outcome.strip(), utcnow())
+        return await self._transition(incident_id, dispatcher, step, expected_version)
 
     # -- reads --------------------------------------------------------------------
 
@@ -204,7 +266,57 @@ class SqlCallStore:
         return await self._run("list_calls", partial(self._list_calls, limit))
 
     async def get_incident(self, incident_id: str) -> IncidentView | None:
-        return await self._run("get_incident", partial(self._get_incident, incident_id))
+        return await self._run("get_incident", partial(incidents.get, self._engine, incident_id))
+
+    async def queue(
+        self,
+        *,
+        status: IncidentStatus | Sequence[IncidentStatus] = OPEN_STATUSES,
+        line: Line | None = None,
+        category: str | None = None,
+        priority: int | None = None,
+        since: datetime | None = None,
+        limit: int = 50,
+        offset: int = 0,
+    ) -> list[IncidentView]:
+        """Incidents in `status` (default: not closed), priority 1 first, then oldest first."""
+        if not 1 <= limit <= _MAX_LIST_LIMIT:
+            raise ValueError(f"limit must be in 1..{_MAX_LIST_LIMIT}, got {limit}")
+        if offset < 0:
+            raise ValueError(f"offset must be >= 0, got {offset}")
+        wanted = [status] if isinstance(status, str) else list(status)
+        statuses = [incident_status(value) for value in wanted]
+        work = partial(
+            incidents.queue,
+            self._engine,
+            statuses,
+            line=line,
+            category=category,
+            priority=priority,
+            since=None if since is None else _aware(since),
+            limit=limit,
+            offset=offset,
+        )
+        return await self._run("queue", work)
+
+    async def audit_trail(self, incident_id: str) -> list[AuditEntry]:
+        """Every change of an incident, oldest first (empty for an unknown id)."""
+        return await self._run(
+            "audit_trail", partial(incidents.audit_trail, self._engine, incident_id)
+        )
+
+    async def _transition(
+        self,
+        incident_id: str,
+        dispatcher: str,
+        step: incidents.Transition,
+        expected_version: int | None,
+    ) -> IncidentView:
+        actor = f"dispatcher:{_name(dispatcher)}"
+        work = partial(
+            incidents.transition, self._engine, incident_id, actor, step, expected_version
+        )
+        return await self._run(step.to, work)
 
     # -- turn numbering -----------------------------------------------------------
 
@@ -221,12 +333,24 @@ class SqlCallStore:
             self._counters.move_to_end(call_id)
         return counter
 
-    async def _allocate_seq(self, call_id: str) -> int:
+    async def allocate_seq(self, call_id: str) -> int:
+        """The next turn number of `call_id` (what `add_turn` uses without a seq)."""
         counter = self._counter(call_id)
         async with counter.lock:  # FIFO: callers get numbers in the order they asked
             if counter.next_seq is None:
                 stored = await self._run("add_turn", partial(self._max_seq, call_id))
                 counter.next_seq = stored + 1
+            seq = max(counter.next_seq, counter.floor)
+            counter.next_seq = seq + 1
+            return seq
+
+    async def allocate_known_seq(self, call_id: str) -> int | None:
+        """Like `allocate_seq` without asking the database: None if the call's numbering
+        is not known here yet (used while writes are journaled)."""
+        counter = self._counter(call_id)
+        async with counter.lock:
+            if counter.next_seq is None:
+                return None
             seq = max(counter.next_seq, counter.floor)
             counter.next_seq = seq + 1
             return seq
@@ -253,60 +377,27 @@ class SqlCallStore:
 
     def _insert_ignore(
         self, model: type[Base], values: Mapping[str, object], keys: list[str]
-    ) -> None:
+    ) -> bool:
+        """Insert a row unless its key exists; whether it was inserted."""
+        key = getattr(model, keys[0])
         with self._engine.begin() as conn:
             if self.dialect == "postgresql":
-                conn.execute(
-                    postgresql.insert(model)
-                    .values(values)
-                    .on_conflict_do_nothing(index_elements=keys)
+                pg = postgresql.insert(model).values(values)
+                inserted = conn.execute(
+                    pg.on_conflict_do_nothing(index_elements=keys).returning(key)
                 )
             else:
-                conn.execute(
-                    sqlite.insert(model).values(values).on_conflict_do_nothing(index_elements=keys)
+                lite = sqlite.insert(model).values(values)
+                inserted = conn.execute(
+                    lite.on_conflict_do_nothing(index_elements=keys).returning(key)
                 )
+            return inserted.first() is not None
 
     def _update_call(self, call_id: str, values: Mapping[str, object]) -> None:
         with self._engine.begin() as conn:
             result = conn.execute(update(CallRecord).where(CallRecord.id == call_id).values(values))
             if result.rowcount == 0:
                 raise UnknownCall(f"no call {call_id!r} in the store")
-
-    def _upsert_incident(self, incident: IncidentData) -> None:
-        now = utcnow()
-        values = _incident_values(incident)
-        changed = [name for name in values if name != "id"]
-        with self._engine.begin() as conn:
-            if self.dialect == "postgresql":
-                pg = postgresql.insert(IncidentRecord).values(
-                    {**values, "created_at": now, "updated_at": now}
-                )
-                conn.execute(
-                    pg.on_conflict_do_update(
-                        index_elements=["id"],
-                        set_={**{name: pg.excluded[name] for name in changed}, "updated_at": now},
-                    )
-                )
-            else:
-                lite = sqlite.insert(IncidentRecord).values(
-                    {**values, "created_at": now, "updated_at": now}
-                )
-                conn.execute(
-                    lite.on_conflict_do_update(
-                        index_elements=["id"],
-                        set_={**{name: lite.excluded[name] for name in changed}, "updated_at": now},
-                    )
-                )
-            if incident.call_id is not None:
-                conn.execute(
-                    update(CallRecord)
-                    .where(CallRecord.id == incident.call_id)
-                    .values(
-                        incident_id=incident.id,
-                        category=incident.category,
-                        priority=incident.priority,
-                    )
-                )
 
     def _max_seq(self, call_id: str) -> int:
         with self._engine.connect() as conn:
@@ -339,11 +430,6 @@ class SqlCallStore:
                 .limit(limit)
             ).all()
             return [_call_summary(call, int(count)) for call, count in rows]
-
-    def _get_incident(self, incident_id: str) -> IncidentView | None:
-        with Session(self._engine) as session:
-            record = session.get(IncidentRecord, incident_id)
-            return None if record is None else _incident_view(record)
 
 
 # -- engine set-up ----------------------------------------------------------------
@@ -412,6 +498,13 @@ def _aware(at: datetime) -> datetime:
     return at.astimezone(UTC)
 
 
+def _name(dispatcher: str) -> str:
+    name = dispatcher.strip()
+    if not name:
+        raise ValueError("a dispatcher name is needed")
+    return name
+
+
 def _reason(exc: SQLAlchemyError) -> str:
     """The driver's message, without SQL (parameters are hidden by the engine)."""
     orig = getattr(exc, "orig", None)
@@ -435,22 +528,6 @@ def _turn_values(call_id: str, seq: int, turn: TurnData) -> dict[str, object]:
         "intent_confidence": turn.intent_confidence,
         "slots": dict(turn.slots),
         "created_at": utcnow(),
-    }
-
-
-def _incident_values(incident: IncidentData) -> dict[str, object]:
-    return {
-        "id": incident.id,
-        "call_id": incident.call_id,
-        "line": Line(incident.line).value,
-        "category": incident.category,
-        "priority": incident.priority,
-        "status": incident.status,
-        "location_text": incident.location_text,
-        "callback_number": incident.callback_number,
-        "caller_name": incident.caller_name,
-        "injured": incident.injured,
-        "details": dict(incident.details),
     }
 
 
@@ -509,24 +586,4 @@ def _call_summary(record: CallRecord, turn_count: int) -> CallSummary:
         priority=record.priority,
         incident_id=record.incident_id,
         turn_count=turn_count,
-    )
-
-
-def _incident_view(record: IncidentRecord) -> IncidentView:
-    details: dict[str, JsonValue] = dict(record.details)
-    incident = IncidentData(
-        id=record.id,
-        line=Line(record.line),
-        call_id=record.call_id,
-        category=record.category,
-        priority=record.priority,
-        status=record.status,
-        location_text=record.location_text,
-        callback_number=record.callback_number,
-        caller_name=record.caller_name,
-        injured=record.injured,
-        details=details,
-    )
-    return IncidentView(
-        incident=incident, created_at=record.created_at, updated_at=record.updated_at
     )

@@ -136,7 +136,7 @@ class FakeStore:
     ) -> None:
         self.ended.append((status, end_reason, handoff_reason))
 
-    async def upsert_incident(self, incident: Any) -> None:
+    async def upsert_incident(self, incident: Any, *, actor: str = "bot") -> None:
         await self._maybe_fail()
         self.incidents.append(incident)
 

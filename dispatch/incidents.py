@@ -1,0 +1,345 @@
+"""Incidents in the store: bot upserts, the dispatcher lifecycle, the queue, the audit trail.
+
+Blocking functions on an `Engine`, run by `SqlCallStore` in a worker thread.
+
+Every change is a compare-and-swap on `version`: read the row, then update it
+`WHERE version = <read> AND status = <read>`, and write one audit row per
+changed field in the same transaction. On PostgreSQL the read is
+`SELECT ... FOR UPDATE`, so a concurrent writer waits for the row lock and then
+sees the new state; on SQLite (one writer at a time) the guarded update's row
+count tells whether another writer came first, and the loser reads again. Either
+way two dispatchers can never both acknowledge an incident.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Final
+
+from sqlalchemy import Connection, Engine, RowMapping, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from callcenter.events import Line
+from dispatch.errors import (
+    AlreadyClaimed,
+    InvalidTransition,
+    StaleVersion,
+    StoreUnavailable,
+    UnknownIncident,
+)
+from dispatch.models import CallRecord, IncidentAuditRecord, IncidentRecord, utcnow
+from dispatch.records import (
+    AuditEntry,
+    IncidentData,
+    IncidentStatus,
+    IncidentView,
+    JsonValue,
+    Lifecycle,
+    incident_status,
+)
+
+_ATTEMPTS: Final = 8  # compare-and-swap retries before reporting contention
+_INCIDENTS = IncidentRecord.__table__
+# What the bot writes; `status` only when it creates the incident.
+BOT_FIELDS: Final = (
+    "call_id",
+    "line",
+    "category",
+    "priority",
+    "location_text",
+    "callback_number",
+    "caller_name",
+    "injured",
+    "details",
+)
+_UNAUDITED: Final = frozenset({"acknowledged_at", "dispatched_at", "closed_at"})
+
+
+@dataclass(frozen=True, slots=True)
+class Transition:
+    """One lifecycle step: the statuses it starts from and the columns it sets."""
+
+    to: IncidentStatus
+    allowed_from: tuple[IncidentStatus, ...]
+    values: Mapping[str, object]
+
+
+def acknowledge_step(dispatcher: str, at: datetime) -> Transition:
+    return Transition(
+        "acknowledged", ("new",), {"acknowledged_by": dispatcher, "acknowledged_at": at}
+    )
+
+
+def dispatch_step(units: Sequence[str], at: datetime) -> Transition:
+    return Transition("dispatched", ("acknowledged",), {"units": list(units), "dispatched_at": at})
+
+
+def close_step(dispatcher: str, outcome: str, at: datetime) -> Transition:
+    return Transition(
+        "closed",
+        ("acknowledged", "dispatched"),
+        {"outcome": outcome, "closed_by": dispatcher, "closed_at": at},
+    )
+
+
+def transition(
+    engine: Engine,
+    incident_id: str,
+    actor: str,
+    step: Transition,
+    expected_version: int | None,
+) -> IncidentView:
+    """Move an incident one step along its lifecycle, or raise and change nothing."""
+    for _ in range(_ATTEMPTS):
+        with engine.begin() as conn:
+            row = _read(conn, incident_id)
+            if row is None:
+                raise UnknownIncident(f"no incident {incident_id!r} in the store")
+            if expected_version is not None and row["version"] != expected_version:
+                raise StaleVersion(
+                    f"incident {incident_id!r} is at version {row['version']}, "
+                    f"not {expected_version}: read it again"
+                )
+            status = row["status"]
+            if status not in step.allowed_from:
+                if step.to == "acknowledged" and status in ("acknowledged", "dispatched"):
+                    raise AlreadyClaimed(
+                        f"incident {incident_id!r} was already acknowledged by "
+                        f"{row['acknowledged_by']}"
+                    )
+                raise InvalidTransition(
+                    f"incident {incident_id!r} is {status}: cannot make it {step.to} "
+                    f"(only from {' or '.join(step.allowed_from)})"
+                )
+            changes: dict[str, object] = {"status": step.to, **step.values}
+            version = _swap(conn, row, changes)
+            if version is None:
+                continue  # another writer came first (SQLite): read again
+            _audit(conn, incident_id, version, actor, row, changes)
+            fresh = _read(conn, incident_id)
+            assert fresh is not None
+            return incident_view(fresh)
+    raise StoreUnavailable(f"incident {incident_id!r}: too much contention, try again")
+
+
+def upsert(engine: Engine, incident: IncidentData, actor: str) -> None:
+    """Create or update an incident from what the bot knows; never moves its status.
+
+    A write identical to what is stored changes nothing (no new version, no audit).
+    """
+    values = incident_values(incident)
+    for _ in range(_ATTEMPTS):
+        with engine.begin() as conn:
+            row = _read(conn, incident.id)
+            if row is None:
+                if not _insert(conn, {**values, "status": incident_status(incident.status)}):
+                    continue  # created concurrently: update it instead
+                created = {
+                    name: value
+                    for name, value in values.items()
+                    if name in (*BOT_FIELDS, "status") and value not in (None, {}, [])
+                }
+                created["status"] = incident_status(incident.status)
+                _audit(conn, incident.id, 1, actor, None, created)
+            else:
+                changed = {name: values[name] for name in BOT_FIELDS if row[name] != values[name]}
+                if changed:
+                    version = _swap(conn, row, changed)
+                    if version is None:
+                        continue
+                    _audit(conn, incident.id, version, actor, row, changed)
+            if incident.call_id is not None:
+                conn.execute(
+                    update(CallRecord)
+                    .where(CallRecord.id == incident.call_id)
+                    .values(
+                        incident_id=incident.id,
+                        category=incident.category,
+                        priority=incident.priority,
+                    )
+                )
+            return
+    raise StoreUnavailable(f"incident {incident.id!r}: too much contention, try again")
+
+
+def get(engine: Engine, incident_id: str) -> IncidentView | None:
+    with engine.connect() as conn:
+        row = conn.execute(select(_INCIDENTS).where(_INCIDENTS.c.id == incident_id)).mappings()
+        found = row.first()
+    return None if found is None else incident_view(found)
+
+
+def queue(
+    engine: Engine,
+    statuses: Sequence[IncidentStatus],
+    *,
+    line: Line | None,
+    category: str | None,
+    priority: int | None,
+    since: datetime | None,
+    limit: int,
+    offset: int,
+) -> list[IncidentView]:
+    """Incidents in `statuses`, most urgent (priority 1) first, then oldest first."""
+    query = select(_INCIDENTS).where(_INCIDENTS.c.status.in_(list(statuses)))
+    if line is not None:
+        query = query.where(_INCIDENTS.c.line == Line(line).value)
+    if category is not None:
+        query = query.where(_INCIDENTS.c.category == category)
+    if priority is not None:
+        query = query.where(_INCIDENTS.c.priority == priority)
+    if since is not None:
+        query = query.where(_INCIDENTS.c.created_at >= since)
+    query = query.order_by(
+        _INCIDENTS.c.priority.asc().nulls_last(), _INCIDENTS.c.created_at, _INCIDENTS.c.id
+    )
+    with engine.connect() as conn:
+        rows = conn.execute(query.limit(limit).offset(offset)).mappings().all()
+    return [incident_view(row) for row in rows]
+
+
+def audit_trail(engine: Engine, incident_id: str) -> list[AuditEntry]:
+    """Every recorded change of an incident, oldest first."""
+    audit = IncidentAuditRecord.__table__
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(audit)
+            .where(audit.c.incident_id == incident_id)
+            .order_by(audit.c.version, audit.c.id)
+        ).mappings()
+        return [
+            AuditEntry(
+                incident_id=row["incident_id"],
+                version=row["version"],
+                at=row["at"],
+                actor=row["actor"],
+                field=row["field"],
+                old=row["old"],
+                new=row["new"],
+            )
+            for row in rows
+        ]
+
+
+# -- helpers ------------------------------------------------------------------------
+
+
+def _read(conn: Connection, incident_id: str) -> RowMapping | None:
+    query = select(_INCIDENTS).where(_INCIDENTS.c.id == incident_id)
+    if conn.dialect.name == "postgresql":
+        query = query.with_for_update()
+    return conn.execute(query).mappings().first()
+
+
+def _insert(conn: Connection, values: Mapping[str, object]) -> bool:
+    now = utcnow()
+    row = {**values, "version": 1, "created_at": now, "updated_at": now}
+    if conn.dialect.name == "postgresql":
+        pg = postgresql.insert(IncidentRecord).values(row).on_conflict_do_nothing()
+        return conn.execute(pg.returning(IncidentRecord.id)).first() is not None
+    lite = sqlite.insert(IncidentRecord).values(row).on_conflict_do_nothing()
+    return conn.execute(lite.returning(IncidentRecord.id)).first() is not None
+
+
+def _swap(conn: Connection, row: RowMapping, changes: Mapping[str, object]) -> int | None:
+    """Apply `changes` if the row is still as read; the new version, or None if not."""
+    version = int(row["version"]) + 1
+    result = conn.execute(
+        update(IncidentRecord)
+        .where(
+            IncidentRecord.id == row["id"],
+            IncidentRecord.version == row["version"],
+            IncidentRecord.status == row["status"],
+        )
+        .values({**changes, "version": version, "updated_at": utcnow()})
+    )
+    return version if result.rowcount == 1 else None
+
+
+def _audit(
+    conn: Connection,
+    incident_id: str,
+    version: int,
+    actor: str,
+    before: RowMapping | None,
+    changes: Mapping[str, object],
+) -> None:
+    at = utcnow()
+    rows = [
+        {
+            "incident_id": incident_id,
+            "version": version,
+            "at": at,
+            "actor": actor,
+            "field": name,
+            "old": None if before is None else _json(before[name]),
+            "new": _json(value),
+        }
+        for name, value in changes.items()
+        if name not in _UNAUDITED
+    ]
+    if rows:
+        conn.execute(insert(IncidentAuditRecord), rows)
+
+
+def _json(value: object) -> JsonValue:
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, Mapping):
+        return {str(key): _json(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json(item) for item in value]
+    return str(value)
+
+
+def incident_values(incident: IncidentData) -> dict[str, object]:
+    """The columns the bot writes (not `status`)."""
+    return {
+        "id": incident.id,
+        "call_id": incident.call_id,
+        "line": Line(incident.line).value,
+        "category": incident.category,
+        "priority": incident.priority,
+        "location_text": incident.location_text,
+        "callback_number": incident.callback_number,
+        "caller_name": incident.caller_name,
+        "injured": incident.injured,
+        "details": dict(incident.details),
+    }
+
+
+def incident_view(row: RowMapping) -> IncidentView:
+    details: dict[str, JsonValue] = dict(row["details"] or {})
+    incident = IncidentData(
+        id=row["id"],
+        line=Line(row["line"]),
+        call_id=row["call_id"],
+        category=row["category"],
+        priority=row["priority"],
+        status=row["status"],
+        location_text=row["location_text"],
+        callback_number=row["callback_number"],
+        caller_name=row["caller_name"],
+        injured=row["injured"],
+        details=details,
+    )
+    lifecycle = Lifecycle(
+        acknowledged_at=row["acknowledged_at"],
+        acknowledged_by=row["acknowledged_by"],
+        dispatched_at=row["dispatched_at"],
+        units=tuple(row["units"] or ()),
+        closed_at=row["closed_at"],
+        closed_by=row["closed_by"],
+        outcome=row["outcome"],
+    )
+    return IncidentView(
+        incident=incident,
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+        version=int(row["version"]),
+        lifecycle=lifecycle,
+    )
