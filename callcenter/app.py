@@ -10,6 +10,9 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, WebSocket
 from fastapi.responses import JSONResponse
 
+from callcenter.auth.errors import AuthStoreUnavailable
+from callcenter.auth.router import auth_router
+from callcenter.auth.store import SqlAuthStore
 from callcenter.center import CallCenter
 from callcenter.gateways.media_stream import handle_media_stream
 from callcenter.settings import Settings
@@ -20,15 +23,26 @@ log = logging.getLogger(__name__)
 
 def create_app(settings: Settings) -> FastAPI:
     center = CallCenter(settings)
+    auth_store = SqlAuthStore(
+        settings.resolved_database_url,
+        session_ttl_s=settings.session_ttl_s,
+        max_failures=settings.login_max_failures,
+        lockout_window_s=settings.login_lockout_s,
+    )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        try:
+            await auth_store.create_schema()
+        except AuthStoreUnavailable:
+            log.exception("account tables unavailable; logins answer 503 until it is back")
         loading = asyncio.create_task(_start(center))
         try:
             yield
         finally:
             loading.cancel()
             await center.stop()
+            await auth_store.close()
 
     app = FastAPI(
         title="callbot",
@@ -36,6 +50,7 @@ def create_app(settings: Settings) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.center = center
+    app.state.auth_store = auth_store
 
     @app.get("/health")
     async def health() -> JSONResponse:
@@ -44,6 +59,7 @@ def create_app(settings: Settings) -> FastAPI:
         return JSONResponse(body, status_code=code)
 
     app.include_router(chat_router())
+    app.include_router(auth_router(cookie_secure=settings.cookie_secure))
 
     @app.websocket("/calls/media-stream")
     async def media_stream(websocket: WebSocket) -> None:

@@ -7,6 +7,7 @@ import asyncio
 import sys
 from pathlib import Path
 
+from callcenter.auth.cli import AUTH_COMMANDS, add_subcommands, run_auth_command
 from callcenter.settings import Settings
 
 
@@ -28,7 +29,11 @@ def main(argv: list[str] | None = None) -> int:
                       help="caller turn(s), played one after each bot reply")
     call.add_argument("--save", type=Path, default=None, help="write the bot's side to WAV")
 
+    add_subcommands(commands)
+
     args = parser.parse_args(argv)
+    if args.command in AUTH_COMMANDS:
+        return run_auth_command(args)
     if args.command == "serve":
         return _serve()
     if args.command == "model":

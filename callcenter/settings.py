@@ -67,6 +67,12 @@ class Settings(BaseSettings):
     media_max_message_bytes: int = Field(default=65_536, ge=1024)
     media_max_errors: int = Field(default=50, ge=1)
 
+    # Staff accounts and sessions (callcenter.auth)
+    session_ttl_s: float = Field(default=12 * 3600, gt=0)  # idle expiry, sliding
+    cookie_secure: Literal["auto", "always", "never"] = "auto"  # auto: Secure over https
+    login_max_failures: int = Field(default=5, ge=1)
+    login_lockout_s: float = Field(default=15 * 60, gt=0)
+
     @property
     def resolved_database_url(self) -> str:
         if self.database_url:
