@@ -130,7 +130,7 @@ class SqlCallStore:
         try:
             url = _normalise_url(make_url(database_url))
             self._where = url.render_as_string(hide_password=True)
-            self._engine = _create_engine(url, timeout_s, busy_timeout_s, pool_size)
+            self._engine = create_database_engine(url, timeout_s, busy_timeout_s, pool_size)
         except (ArgumentError, NoSuchModuleError, ImportError, ValueError) as exc:
             raise StoreUnavailable(f"cannot use database URL: {exc}") from exc
 
@@ -441,7 +441,11 @@ def _normalise_url(url: URL) -> URL:
     return url
 
 
-def _create_engine(url: URL, timeout_s: float, busy_timeout_s: float, pool_size: int) -> Engine:
+def create_database_engine(
+    url: URL, timeout_s: float, busy_timeout_s: float, pool_size: int
+) -> Engine:
+    """An engine with this project's settings: SQLite in WAL mode, or PostgreSQL
+    with a statement timeout; parameters are never shown in error messages."""
     backend = url.get_backend_name()
     if backend == "sqlite":
         return _create_sqlite_engine(url, busy_timeout_s)

@@ -21,12 +21,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Protocol, TypeVar
 
-from sqlalchemy import Engine, create_engine, delete, event, select, update
-from sqlalchemy.engine import URL, make_url
-from sqlalchemy.engine.interfaces import DBAPIConnection
+from sqlalchemy import delete, select, update
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, IntegrityError, NoSuchModuleError, SQLAlchemyError
 from sqlalchemy.orm import Session
-from sqlalchemy.pool import StaticPool
 
 from callcenter.auth.errors import (
     AccountExists,
@@ -52,6 +50,7 @@ from callcenter.auth.tables import (
     UserRecord,
 )
 from callcenter.auth.tokens import new_secret, plausible_secret, same_secret, secret_digest
+from dispatch.store import create_database_engine
 
 __all__ = ["AuthStore", "SqlAuthStore", "utcnow"]
 
@@ -111,7 +110,9 @@ class SqlAuthStore:
             if url.drivername == "postgresql":  # psycopg 3 is the driver we ship
                 url = url.set(drivername="postgresql+psycopg")
             self._where = url.render_as_string(hide_password=True)
-            self._engine = _create_engine(url, timeout_s, busy_timeout_s)
+            if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
+                Path(str(url.database)).parent.mkdir(parents=True, exist_ok=True)
+            self._engine = create_database_engine(url, timeout_s, busy_timeout_s, pool_size=3)
         except (ArgumentError, NoSuchModuleError, ImportError, ValueError) as exc:
             raise AuthStoreUnavailable(f"cannot use database URL: {exc}") from exc
 
@@ -378,47 +379,3 @@ class SqlAuthStore:
                 )
                 for r in records
             ]
-
-
-
-def _create_engine(url: URL, timeout_s: float, busy_timeout_s: float) -> Engine:
-    backend = url.get_backend_name()
-    if backend == "postgresql":
-        options = url.query.get("options")
-        extra = f"-c statement_timeout={int(timeout_s * 1000)}"
-        return create_engine(
-            url,
-            hide_parameters=True,  # never put password hashes or tokens in error messages
-            pool_pre_ping=True,
-            pool_size=3,
-            pool_timeout=timeout_s,
-            connect_args={
-                "connect_timeout": max(1, int(timeout_s)),
-                "options": f"{options} {extra}" if isinstance(options, str) else extra,
-            },
-        )
-    if backend != "sqlite":
-        raise ValueError(f"unsupported database {backend!r}: use sqlite or postgresql")
-    in_memory = url.database in (None, "", ":memory:")
-    if not in_memory and url.database:
-        Path(url.database).parent.mkdir(parents=True, exist_ok=True)
-    engine = create_engine(
-        url,
-        hide_parameters=True,
-        connect_args={"timeout": busy_timeout_s, "check_same_thread": False},
-        poolclass=StaticPool if in_memory else None,
-    )
-    busy_timeout_ms = int(busy_timeout_s * 1000)
-
-    @event.listens_for(engine, "connect")
-    def _set_pragmas(dbapi_connection: DBAPIConnection, _record: object) -> None:
-        cursor = dbapi_connection.cursor()
-        try:
-            if not in_memory:
-                cursor.execute("PRAGMA journal_mode=WAL")
-            cursor.execute("PRAGMA foreign_keys=ON")
-            cursor.execute(f"PRAGMA busy_timeout={busy_timeout_ms}")
-        finally:
-            cursor.close()
-
-    return engine

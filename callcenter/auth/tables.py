@@ -8,20 +8,19 @@ Roles are plain strings (no database ENUM). Times are UTC, read back aware.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 
 from sqlalchemy import (
     BigInteger,
     Boolean,
-    DateTime,
-    Dialect,
     ForeignKey,
     Integer,
     MetaData,
     String,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
-from sqlalchemy.types import TypeDecorator
+
+from dispatch.models import UtcDateTime
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -35,25 +34,6 @@ NAMING_CONVENTION = {
 _BigIntId = BigInteger().with_variant(Integer(), "sqlite")
 
 
-class UtcDateTime(TypeDecorator[datetime]):
-    """A timestamp stored in UTC and read back as an aware UTC `datetime`."""
-
-    impl = DateTime(timezone=True)
-    cache_ok = True
-
-    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            raise ValueError("naive datetime: pass a timezone-aware time")
-        return value.astimezone(UTC)
-
-    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:  # SQLite keeps no zone; we wrote UTC
-            return value.replace(tzinfo=UTC)
-        return value.astimezone(UTC)
 
 
 class AuthBase(DeclarativeBase):
