@@ -17,6 +17,12 @@ from callcenter.center import CallCenter
 from callcenter.gateways.media_stream import handle_media_stream
 from callcenter.settings import Settings
 from callcenter.web.chat_api import chat_router
+from callcenter.web.incidents_api import incidents_router
+from callcenter.web.limits import BodyLimit
+from callcenter.web.live import LiveEvents, live_router
+from callcenter.web.pages import pages_router
+
+MAX_BODY_BYTES = 64 * 1024  # no request the service takes is near this
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +36,8 @@ def create_app(settings: Settings) -> FastAPI:
         lockout_window_s=settings.login_lockout_s,
     )
 
+    live = LiveEvents(center.feed, lambda: center.store.store)
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         try:
@@ -37,10 +45,12 @@ def create_app(settings: Settings) -> FastAPI:
         except AuthStoreUnavailable:
             log.exception("account tables unavailable; logins answer 503 until it is back")
         loading = asyncio.create_task(_start(center))
+        fanning_out = asyncio.create_task(live.run(), name="live-events")
         try:
             yield
         finally:
             loading.cancel()
+            fanning_out.cancel()
             await center.stop()
             await auth_store.close()
 
@@ -60,6 +70,10 @@ def create_app(settings: Settings) -> FastAPI:
 
     app.include_router(chat_router())
     app.include_router(auth_router(cookie_secure=settings.cookie_secure))
+    app.include_router(incidents_router())
+    app.include_router(live_router(live))
+    app.include_router(pages_router())
+    app.add_middleware(BodyLimit, max_bytes=MAX_BODY_BYTES)
 
     @app.websocket("/calls/media-stream")
     async def media_stream(websocket: WebSocket) -> None:

@@ -24,6 +24,7 @@ from dialog.base import Dialog
 from dialog.rasa_dialog import RasaDialog
 from dialog.rasa_process import RasaProcesses, RasaSettings, free_port, new_auth_token
 from dialog.scripted import ScriptedDialog
+from dispatch.feed import ChangeFeed, PgChangeListener
 from dispatch.journal import JournaledStore
 from dispatch.store import SqlCallStore
 from tts.cache import PromptCache
@@ -54,6 +55,8 @@ class CallCenter:
         self._synth: Pyttsx3Synthesizer | None = None
         self._store: JournaledStore | None = None
         self._replayer: asyncio.Task[None] | None = None
+        self._listener: asyncio.Task[None] | None = None
+        self.feed = ChangeFeed()  # every committed change to incidents and turns
         self._executor: ThreadPoolExecutor | None = None
         self._chat: ChatService | None = None
         self._rasa: RasaProcesses | None = None
@@ -91,7 +94,7 @@ class CallCenter:
         dialog = self._make_dialog()
         dialog_started = asyncio.create_task(self._start_dialog())
         try:
-            store = await self._step("store", self._open_store())
+            store = await self._step("store", self.open_store())
             cache = await self._step("tts", self._start_speech_output(dialog))
             engines = await self._step("asr", self._load_asr())
         except CallbotError:
@@ -127,10 +130,14 @@ class CallCenter:
             self.components[component] = "ok"
         return result
 
-    async def _open_store(self) -> JournaledStore:
+    async def open_store(self) -> JournaledStore:
         """The database, with a journal that keeps writes while it is unreachable."""
-        database = SqlCallStore(self.settings.resolved_database_url)
+        url = self.settings.resolved_database_url
+        database = SqlCallStore(url, feed=self.feed)
         await database.create_schema()
+        if database.dialect == "postgresql":  # other nodes' changes, live
+            listener = PgChangeListener(url, self.feed)
+            self._listener = asyncio.create_task(listener.run(), name="change-listener")
         store = JournaledStore(database, self.settings.data_dir / "journal")
         self._store = store
         self._replayer = asyncio.create_task(store.run_replayer(), name="journal-replayer")
@@ -249,9 +256,10 @@ class CallCenter:
             await self._rasa_dialog.aclose()
         if self._rasa is not None:
             await self._rasa.stop()
-        if self._replayer is not None:
-            self._replayer.cancel()
-            await asyncio.gather(self._replayer, return_exceptions=True)
+        for task in (self._replayer, self._listener):
+            if task is not None:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
         if self._store is not None:
             await self._store.close()
 

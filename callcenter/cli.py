@@ -25,8 +25,13 @@ def main(argv: list[str] | None = None) -> int:
     call.add_argument("--line", choices=["113", "114"], default="114")
     call.add_argument("--lang", choices=["vi", "en"], default="vi")
     call.add_argument("--from", dest="caller", default="0912345678")
-    call.add_argument("--wav", type=Path, action="append", required=True,
-                      help="caller turn(s), played one after each bot reply")
+    call.add_argument(
+        "--wav",
+        type=Path,
+        action="append",
+        required=True,
+        help="caller turn(s), played one after each bot reply",
+    )
     call.add_argument("--save", type=Path, default=None, help="write the bot's side to WAV")
 
     add_subcommands(commands)
@@ -83,8 +88,10 @@ async def _call(args: argparse.Namespace) -> int:
         pcm = call.bot_audio_pcm16k()
     for timing in timings:
         latency = "no answer" if timing.latency_s is None else f"{timing.latency_s * 1000:.0f} ms"
-        print(f"turn {timing.index}: {timing.mark or 'timeout'}, first reply audio after {latency}",
-              file=sys.stderr)
+        print(
+            f"turn {timing.index}: {timing.mark or 'timeout'}, first reply audio after {latency}",
+            file=sys.stderr,
+        )
     if args.save:
         write_wav(args.save, pcm)
         print(f"bot audio saved to {args.save}", file=sys.stderr)

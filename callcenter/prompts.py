@@ -29,12 +29,9 @@ _TEXTS: dict[Language, dict[Prompt, str]] = {
     },
     Language.EN: {
         Prompt.HOLD: (
-            "Please hold, I am transferring you to an officer. "
-            "What you told me has been recorded."
+            "Please hold, I am transferring you to an officer. What you told me has been recorded."
         ),
-        Prompt.STILL_THERE: (
-            "Are you still there? If you cannot speak, press any key."
-        ),
+        Prompt.STILL_THERE: ("Are you still there? If you cannot speak, press any key."),
         Prompt.SILENT_GOODBYE: (
             "We cannot hear you. An officer will call this number back. "
             "If you need help, call again right away."

@@ -13,12 +13,12 @@ way two dispatchers can never both acknowledge an incident.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Final
 
-from sqlalchemy import Connection, Engine, RowMapping, insert, select, update
+from sqlalchemy import Connection, Engine, RowMapping, Select, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from callcenter.events import Line
@@ -37,11 +37,23 @@ from dispatch.records import (
     IncidentView,
     JsonValue,
     Lifecycle,
+    StoreChange,
+    call_status,
     incident_status,
 )
 
+# Called inside the writing transaction with what changed (e.g. to NOTIFY other nodes).
+Announce = Callable[[Connection, StoreChange], None]
+
+
+def announce_nothing(conn: Connection, change: StoreChange) -> None:
+    """An `Announce` for a store that nobody else watches."""
+
+
 _ATTEMPTS: Final = 8  # compare-and-swap retries before reporting contention
 _INCIDENTS = IncidentRecord.__table__
+_CALLS = CallRecord.__table__
+MERGEABLE: Final[tuple[IncidentStatus, ...]] = ("new", "acknowledged", "dispatched")
 # What the bot writes; `status` only when it creates the incident.
 BOT_FIELDS: Final = (
     "call_id",
@@ -55,6 +67,8 @@ BOT_FIELDS: Final = (
     "details",
 )
 _UNAUDITED: Final = frozenset({"acknowledged_at", "dispatched_at", "closed_at"})
+# Detail keys that dispatchers' actions add and the bot's later writes must keep.
+_KEPT_DETAILS: Final = ("merged_from",)
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,18 +104,12 @@ def transition(
     actor: str,
     step: Transition,
     expected_version: int | None,
+    announce: Announce = announce_nothing,
 ) -> IncidentView:
     """Move an incident one step along its lifecycle, or raise and change nothing."""
     for _ in range(_ATTEMPTS):
         with engine.begin() as conn:
-            row = _read(conn, incident_id)
-            if row is None:
-                raise UnknownIncident(f"no incident {incident_id!r} in the store")
-            if expected_version is not None and row["version"] != expected_version:
-                raise StaleVersion(
-                    f"incident {incident_id!r} is at version {row['version']}, "
-                    f"not {expected_version}: read it again"
-                )
+            row = _read_current(conn, incident_id, expected_version)
             status = row["status"]
             if status not in step.allowed_from:
                 if step.to == "acknowledged" and status in ("acknowledged", "dispatched"):
@@ -118,19 +126,22 @@ def transition(
             if version is None:
                 continue  # another writer came first (SQLite): read again
             _audit(conn, incident_id, version, actor, row, changes)
-            fresh = _read(conn, incident_id)
-            assert fresh is not None
-            return incident_view(fresh)
+            announce(conn, StoreChange("incident", incident_id=incident_id, version=version))
+            return _view_in(conn, incident_id)
     raise StoreUnavailable(f"incident {incident_id!r}: too much contention, try again")
 
 
-def upsert(engine: Engine, incident: IncidentData, actor: str) -> None:
+def upsert(
+    engine: Engine, incident: IncidentData, actor: str, announce: Announce = announce_nothing
+) -> StoreChange | None:
     """Create or update an incident from what the bot knows; never moves its status.
 
-    A write identical to what is stored changes nothing (no new version, no audit).
+    A write identical to what is stored changes nothing (no new version, no
+    audit) and answers None; otherwise the change made.
     """
     values = incident_values(incident)
     for _ in range(_ATTEMPTS):
+        change: StoreChange | None = None
         with engine.begin() as conn:
             row = _read(conn, incident.id)
             if row is None:
@@ -143,13 +154,16 @@ def upsert(engine: Engine, incident: IncidentData, actor: str) -> None:
                 }
                 created["status"] = incident_status(incident.status)
                 _audit(conn, incident.id, 1, actor, None, created)
+                change = StoreChange("incident", incident_id=incident.id, version=1, created=True)
             else:
-                changed = {name: values[name] for name in BOT_FIELDS if row[name] != values[name]}
+                wanted = {**values, "details": _keep_details(incident, row)}
+                changed = {name: wanted[name] for name in BOT_FIELDS if row[name] != wanted[name]}
                 if changed:
                     version = _swap(conn, row, changed)
                     if version is None:
                         continue
                     _audit(conn, incident.id, version, actor, row, changed)
+                    change = StoreChange("incident", incident_id=incident.id, version=version)
             if incident.call_id is not None:
                 conn.execute(
                     update(CallRecord)
@@ -160,14 +174,113 @@ def upsert(engine: Engine, incident: IncidentData, actor: str) -> None:
                         priority=incident.priority,
                     )
                 )
-            return
+            if change is not None:
+                announce(conn, change)
+            return change
     raise StoreUnavailable(f"incident {incident.id!r}: too much contention, try again")
+
+
+def merge(
+    engine: Engine,
+    incident_id: str,
+    into_id: str,
+    actor: str,
+    expected_version: int | None,
+    announce: Announce = announce_nothing,
+) -> IncidentView:
+    """Merge a duplicate into another open incident: it becomes `merged` (pointing at
+    `into_id`) and the survivor lists it in `details["merged_from"]`; both audited.
+
+    Both rows are locked in id order (PostgreSQL), so two merges of the same pair in
+    opposite directions cannot deadlock, and the second finds the first's result.
+    """
+    if incident_id == into_id:
+        raise InvalidTransition("an incident cannot be merged into itself")
+    for _ in range(_ATTEMPTS):
+        try:
+            return _merge_once(
+                engine=engine,
+                incident_id=incident_id,
+                into_id=into_id,
+                actor=actor,
+                expected_version=expected_version,
+                announce=announce,
+            )
+        except _Contention:
+            continue
+    raise StoreUnavailable(f"incident {incident_id!r}: too much contention, try again")
+
+
+class _Contention(Exception):
+    """Another writer changed a row between our read and our write (SQLite): retry."""
+
+
+def _merge_once(
+    engine: Engine,
+    incident_id: str,
+    into_id: str,
+    actor: str,
+    expected_version: int | None,
+    announce: Announce,
+) -> IncidentView:
+    with engine.begin() as conn:
+        rows: dict[str, RowMapping] = {}
+        for key in sorted((incident_id, into_id)):
+            found = _read(conn, key)
+            if found is None:
+                raise UnknownIncident(f"no incident {key!r} in the store")
+            rows[key] = found
+        source, target = rows[incident_id], rows[into_id]
+        if expected_version is not None and source["version"] != expected_version:
+            raise StaleVersion(
+                f"incident {incident_id!r} is at version {source['version']}, "
+                f"not {expected_version}: read it again"
+            )
+        for row in (source, target):
+            if row["status"] not in MERGEABLE:
+                raise InvalidTransition(
+                    f"incident {row['id']!r} is {row['status']}: only open incidents can be merged"
+                )
+        source_changes: dict[str, object] = {"status": "merged", "merged_into": into_id}
+        source_version = _swap(conn, source, source_changes)
+        if source_version is None:
+            raise _Contention
+        details = dict(target["details"] or {})
+        merged_from = details.get("merged_from")
+        earlier = [str(item) for item in merged_from] if isinstance(merged_from, list) else []
+        details["merged_from"] = [*earlier, incident_id]
+        target_version = _swap(conn, target, {"details": details})
+        if target_version is None:
+            raise _Contention  # rolls back the source's change too
+        _audit(conn, incident_id, source_version, actor, source, source_changes)
+        _audit(conn, into_id, target_version, actor, target, {"details": details})
+        announce(conn, StoreChange("incident", incident_id=incident_id, version=source_version))
+        announce(conn, StoreChange("incident", incident_id=into_id, version=target_version))
+        return _view_in(conn, into_id)
+
+
+def recent_open(
+    engine: Engine, line: str, around: datetime, window: timedelta
+) -> list[IncidentView]:
+    """Open incidents of `line` created within `window` of `around` (at most 500)."""
+    query = (
+        _joined()
+        .where(
+            _INCIDENTS.c.status.in_(list(MERGEABLE)),
+            _INCIDENTS.c.line == Line(line).value,
+            _INCIDENTS.c.created_at >= around - window,
+            _INCIDENTS.c.created_at <= around + window,
+        )
+        .order_by(_INCIDENTS.c.created_at.desc())
+        .limit(500)
+    )
+    with engine.connect() as conn:
+        return [incident_view(row) for row in conn.execute(query).mappings()]
 
 
 def get(engine: Engine, incident_id: str) -> IncidentView | None:
     with engine.connect() as conn:
-        row = conn.execute(select(_INCIDENTS).where(_INCIDENTS.c.id == incident_id)).mappings()
-        found = row.first()
+        found = conn.execute(_joined().where(_INCIDENTS.c.id == incident_id)).mappings().first()
     return None if found is None else incident_view(found)
 
 
@@ -183,7 +296,7 @@ def queue(
     offset: int,
 ) -> list[IncidentView]:
     """Incidents in `statuses`, most urgent (priority 1) first, then oldest first."""
-    query = select(_INCIDENTS).where(_INCIDENTS.c.status.in_(list(statuses)))
+    query = _joined().where(_INCIDENTS.c.status.in_(list(statuses)))
     if line is not None:
         query = query.where(_INCIDENTS.c.line == Line(line).value)
     if category is not None:
@@ -224,6 +337,40 @@ def audit_trail(engine: Engine, incident_id: str) -> list[AuditEntry]:
 
 
 # -- helpers ------------------------------------------------------------------------
+
+
+def _keep_details(incident: IncidentData, row: RowMapping) -> dict[str, JsonValue]:
+    """The bot's details, plus those a dispatcher's action added (e.g. `merged_from`)."""
+    stored: Mapping[str, JsonValue] = row["details"] or {}
+    kept = {key: stored[key] for key in _KEPT_DETAILS if key in stored}
+    return {**incident.details, **kept}
+
+
+def _joined() -> Select[tuple[object, ...]]:
+    """Incidents with the status of the call that reported them."""
+    return select(_INCIDENTS, _CALLS.c.status.label("call_status")).outerjoin(
+        _CALLS, _CALLS.c.id == _INCIDENTS.c.call_id
+    )
+
+
+def _view_in(conn: Connection, incident_id: str) -> IncidentView:
+    row = conn.execute(_joined().where(_INCIDENTS.c.id == incident_id)).mappings().first()
+    if row is None:
+        raise UnknownIncident(f"no incident {incident_id!r} in the store")
+    return incident_view(row)
+
+
+def _read_current(conn: Connection, incident_id: str, expected_version: int | None) -> RowMapping:
+    """The row (locked on PostgreSQL), checked to exist and to be at `expected_version`."""
+    row = _read(conn, incident_id)
+    if row is None:
+        raise UnknownIncident(f"no incident {incident_id!r} in the store")
+    if expected_version is not None and row["version"] != expected_version:
+        raise StaleVersion(
+            f"incident {incident_id!r} is at version {row['version']}, "
+            f"not {expected_version}: read it again"
+        )
+    return row
 
 
 def _read(conn: Connection, incident_id: str) -> RowMapping | None:
@@ -335,11 +482,14 @@ def incident_view(row: RowMapping) -> IncidentView:
         closed_at=row["closed_at"],
         closed_by=row["closed_by"],
         outcome=row["outcome"],
+        merged_into=row["merged_into"],
     )
+    found_call_status = row.get("call_status")
     return IncidentView(
         incident=incident,
         created_at=row["created_at"],
         updated_at=row["updated_at"],
         version=int(row["version"]),
         lifecycle=lifecycle,
+        call_status=None if found_call_status is None else call_status(found_call_status),
     )

@@ -155,6 +155,7 @@ class IncidentRecord(Base):
     closed_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     closed_by: Mapped[str | None] = mapped_column(String(120))
     outcome: Mapped[str | None] = mapped_column(Text)
+    merged_into: Mapped[str | None] = mapped_column(String(64))
 
 
 class IncidentAuditRecord(Base):
@@ -171,3 +172,16 @@ class IncidentAuditRecord(Base):
     field: Mapped[str] = mapped_column(String(64))
     old: Mapped[JsonValue] = mapped_column(JsonType, nullable=True)
     new: Mapped[JsonValue] = mapped_column(JsonType, nullable=True)
+
+
+class AccessLogRecord(Base):
+    """One read of personal data (a transcript, a recording) by a member of staff."""
+
+    __tablename__ = "access_log"
+
+    id: Mapped[int] = mapped_column(BigIntId, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
+    actor: Mapped[str] = mapped_column(String(160))  # "dispatcher:lan", "token:cad-bridge"
+    role: Mapped[str] = mapped_column(String(32))
+    action: Mapped[str] = mapped_column(String(64))  # "read_transcript", "read_recording"
+    subject: Mapped[str] = mapped_column(String(160), index=True)  # e.g. "call:ms-abc"

@@ -17,7 +17,7 @@ JsonValue: TypeAlias = "str | int | float | bool | list[JsonValue] | dict[str, J
 
 CallStatus: TypeAlias = Literal["in_progress", "completed", "handed_off", "dropped", "failed"]
 Speaker: TypeAlias = Literal["caller", "bot"]
-IncidentStatus: TypeAlias = Literal["new", "acknowledged", "dispatched", "closed"]
+IncidentStatus: TypeAlias = Literal["new", "acknowledged", "dispatched", "closed", "merged"]
 
 CALL_STATUSES: tuple[CallStatus, ...] = get_args(CallStatus)
 SPEAKERS: tuple[Speaker, ...] = get_args(Speaker)
@@ -109,17 +109,22 @@ class Lifecycle:
     closed_at: datetime | None = None
     closed_by: str | None = None
     outcome: str | None = None
+    merged_into: str | None = None  # status "merged": the incident that took this one over
 
 
 @dataclass(frozen=True, slots=True)
 class IncidentView:
-    """A stored incident; `version` goes up by one with every change (from 1)."""
+    """A stored incident; `version` goes up by one with every change (from 1).
+
+    `call_status` is the status of the call that reported it (None: no call
+    recorded, e.g. written by another system)."""
 
     incident: IncidentData
     created_at: datetime
     updated_at: datetime
     version: int = 1
     lifecycle: Lifecycle = field(default_factory=Lifecycle)
+    call_status: CallStatus | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,3 +174,29 @@ class CallView:
     priority: int | None
     incident_id: str | None
     turns: tuple[TurnView, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class AccessEntry:
+    """One read of personal data: who (`actor`, `role`), what (`action` on `subject`), when."""
+
+    at: datetime
+    actor: str
+    role: str
+    action: str
+    subject: str
+
+
+@dataclass(frozen=True, slots=True)
+class StoreChange:
+    """Something dispatchers watch changed: an incident (`version`) or a call's turns (`seq`).
+
+    Published after the write committed, on this node and (PostgreSQL) every node.
+    """
+
+    kind: Literal["incident", "turn"]
+    incident_id: str | None = None
+    call_id: str | None = None
+    version: int | None = None  # incidents: the version now stored
+    seq: int | None = None  # turns: the turn written
+    created: bool = False  # incidents: this write created it

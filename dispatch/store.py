@@ -28,7 +28,7 @@ from datetime import UTC, datetime
 from functools import partial
 from typing import Protocol, TypeVar
 
-from sqlalchemy import Engine, create_engine, event, func, select, update
+from sqlalchemy import Connection, Engine, create_engine, event, func, insert, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.engine.interfaces import DBAPIConnection
@@ -37,11 +37,13 @@ from sqlalchemy.orm import Session
 from sqlalchemy.pool import StaticPool
 
 from callcenter.events import CallInfo, Language, Line
-from dispatch import incidents
-from dispatch.errors import DispatchError, StoreUnavailable, UnknownCall
-from dispatch.models import Base, CallRecord, TurnRecord, utcnow
+from dispatch import duplicates, incidents
+from dispatch.errors import DispatchError, StoreUnavailable, UnknownCall, UnknownIncident
+from dispatch.feed import CHANNEL, ChangeFeed, encode
+from dispatch.models import AccessLogRecord, Base, CallRecord, TurnRecord, utcnow
 from dispatch.records import (
     OPEN_STATUSES,
+    AccessEntry,
     AuditEntry,
     CallStatus,
     CallSummary,
@@ -50,6 +52,7 @@ from dispatch.records import (
     IncidentStatus,
     IncidentView,
     Speaker,
+    StoreChange,
     TurnData,
     TurnView,
     call_status,
@@ -112,7 +115,9 @@ class SqlCallStore:
 
     Construction connects to nothing; `create_schema()` is the first contact.
     `timeout_s` bounds every operation; `busy_timeout_s` is how long SQLite
-    waits for a concurrent writer.
+    waits for a concurrent writer. Every change to an incident or a call's
+    turns is published to `feed` once committed (and, on PostgreSQL, NOTIFYed
+    to the other nodes in the same transaction; see `dispatch.feed`).
     """
 
     def __init__(
@@ -122,9 +127,11 @@ class SqlCallStore:
         timeout_s: float = 5.0,
         busy_timeout_s: float = 3.0,
         pool_size: int = 5,
+        feed: ChangeFeed | None = None,
     ) -> None:
         if timeout_s <= 0 or busy_timeout_s <= 0:
             raise ValueError("timeouts must be positive")
+        self.feed = feed or ChangeFeed()
         self._timeout_s = timeout_s
         self._counters: OrderedDict[str, _SeqCounter] = OrderedDict()
         try:
@@ -178,7 +185,7 @@ class SqlCallStore:
 
     async def mark_answered(self, call_id: str, at: datetime) -> None:
         values = {"answered_at": _aware(at)}
-        await self._run("mark_answered", partial(self._update_call, call_id, values))
+        await self._run("mark_answered", partial(self._update_call, call_id, values, False))
 
     async def add_turn(self, call_id: str, turn: TurnData, *, seq: int | None = None) -> None:
         """Append a turn. Without `seq` the store numbers turns in call order;
@@ -190,9 +197,13 @@ class SqlCallStore:
         else:
             self._note_seq(call_id, seq)
         values = _turn_values(call_id, seq, turn)
-        await self._run(
-            "add_turn", partial(self._insert_ignore, TurnRecord, values, ["call_id", "seq"])
+        change = StoreChange("turn", call_id=call_id, seq=seq)
+        inserted = await self._run(
+            "add_turn",
+            partial(self._insert_ignore, TurnRecord, values, ["call_id", "seq"], change),
         )
+        if inserted:
+            self.feed.publish(change)
 
     async def end_call(
         self,
@@ -210,7 +221,9 @@ class SqlCallStore:
             "handoff": status == "handed_off" or handoff_reason is not None,
             "handoff_reason": handoff_reason,
         }
-        await self._run("end_call", partial(self._update_call, call_id, values))
+        incident_id = await self._run("end_call", partial(self._update_call, call_id, values))
+        if incident_id is not None:  # its call is no longer live
+            self.feed.publish(StoreChange("incident", incident_id=incident_id))
 
     async def upsert_incident(self, incident: IncidentData, *, actor: str = "bot") -> None:
         """Insert or update an incident by id, and link its call to it.
@@ -219,7 +232,12 @@ class SqlCallStore:
         an identical retry changes nothing; the status never moves (only a new
         incident takes `incident.status`).
         """
-        await self._run("upsert_incident", partial(incidents.upsert, self._engine, incident, actor))
+        change = await self._run(
+            "upsert_incident",
+            partial(incidents.upsert, self._engine, incident, actor, self._announce),
+        )
+        if change is not None:
+            self.feed.publish(change)
 
     async def acknowledge_incident(
         self, incident_id: str, dispatcher: str, expected_version: int | None = None
@@ -314,9 +332,77 @@ class SqlCallStore:
     ) -> IncidentView:
         actor = f"dispatcher:{_name(dispatcher)}"
         work = partial(
-            incidents.transition, self._engine, incident_id, actor, step, expected_version
+            incidents.transition,
+            self._engine,
+            incident_id,
+            actor,
+            step,
+            expected_version,
+            self._announce,
         )
-        return await self._run(step.to, work)
+        view = await self._run(step.to, work)
+        self.feed.publish(StoreChange("incident", incident_id=incident_id, version=view.version))
+        return view
+
+    async def merge_incident(
+        self,
+        incident_id: str,
+        into_id: str,
+        dispatcher: str,
+        expected_version: int | None = None,
+    ) -> IncidentView:
+        """Merge the duplicate `incident_id` into `into_id`; answers the survivor."""
+        actor = f"dispatcher:{_name(dispatcher)}"
+        work = partial(
+            incidents.merge,
+            self._engine,
+            incident_id,
+            into_id,
+            actor,
+            expected_version,
+            self._announce,
+        )
+        survivor = await self._run("merge", work)
+        self.feed.publish(StoreChange("incident", incident_id=incident_id))
+        self.feed.publish(StoreChange("incident", incident_id=into_id, version=survivor.version))
+        return survivor
+
+    async def duplicate_candidates(self, incident_id: str) -> list[duplicates.Candidate]:
+        """Open incidents that may report the same emergency as `incident_id`."""
+        incident = await self.get_incident(incident_id)
+        if incident is None:
+            raise UnknownIncident(f"no incident {incident_id!r} in the store")
+        work = partial(
+            incidents.recent_open,
+            self._engine,
+            incident.incident.line,
+            incident.created_at,
+            duplicates.WINDOW,
+        )
+        return duplicates.candidates(incident, await self._run("duplicates", work))
+
+    # -- the access log -----------------------------------------------------------
+
+    async def record_access(self, actor: str, role: str, action: str, subject: str) -> None:
+        """Write down that `actor` read personal data (before it is shown)."""
+        row = {
+            "at": utcnow(),
+            "actor": actor[:160],
+            "role": role[:32],
+            "action": action[:64],
+            "subject": subject[:160],
+        }
+        await self._run("record_access", partial(self._insert_row, AccessLogRecord, row))
+
+    async def access_log(
+        self, *, subject: str | None = None, limit: int = 100, offset: int = 0
+    ) -> list[AccessEntry]:
+        """Reads of personal data, newest first (optionally of one subject)."""
+        if not 1 <= limit <= _MAX_LIST_LIMIT:
+            raise ValueError(f"limit must be in 1..{_MAX_LIST_LIMIT}, got {limit}")
+        if offset < 0:
+            raise ValueError(f"offset must be >= 0, got {offset}")
+        return await self._run("access_log", partial(self._access_log, subject, limit, offset))
 
     # -- turn numbering -----------------------------------------------------------
 
@@ -376,9 +462,14 @@ class SqlCallStore:
             ) from exc
 
     def _insert_ignore(
-        self, model: type[Base], values: Mapping[str, object], keys: list[str]
+        self,
+        model: type[Base],
+        values: Mapping[str, object],
+        keys: list[str],
+        change: StoreChange | None = None,
     ) -> bool:
-        """Insert a row unless its key exists; whether it was inserted."""
+        """Insert a row unless its key exists; whether it was inserted (then `change`
+        is announced)."""
         key = getattr(model, keys[0])
         with self._engine.begin() as conn:
             if self.dialect == "postgresql":
@@ -391,13 +482,59 @@ class SqlCallStore:
                 inserted = conn.execute(
                     lite.on_conflict_do_nothing(index_elements=keys).returning(key)
                 )
-            return inserted.first() is not None
+            created = inserted.first() is not None
+            if created and change is not None:
+                self._announce(conn, change)
+            return created
 
-    def _update_call(self, call_id: str, values: Mapping[str, object]) -> None:
+    def _announce(self, conn: Connection, change: StoreChange) -> None:
+        """Tell the other nodes, in the writing transaction (PostgreSQL only)."""
+        if conn.dialect.name == "postgresql":
+            conn.execute(
+                text("SELECT pg_notify(:channel, :payload)"),
+                {"channel": CHANNEL, "payload": encode(change, self.feed.node_id)},
+            )
+
+    def _update_call(
+        self, call_id: str, values: Mapping[str, object], announce: bool = True
+    ) -> str | None:
+        """Update a call; the id of its incident, if it has one (announced as changed)."""
         with self._engine.begin() as conn:
-            result = conn.execute(update(CallRecord).where(CallRecord.id == call_id).values(values))
-            if result.rowcount == 0:
+            result = conn.execute(
+                update(CallRecord)
+                .where(CallRecord.id == call_id)
+                .values(values)
+                .returning(CallRecord.incident_id)
+            )
+            found = result.first()
+            if found is None:
                 raise UnknownCall(f"no call {call_id!r} in the store")
+            incident_id: str | None = found[0]
+            if announce and incident_id is not None:
+                self._announce(conn, StoreChange("incident", incident_id=incident_id))
+            return incident_id
+
+    def _insert_row(self, model: type[Base], values: Mapping[str, object]) -> None:
+        with self._engine.begin() as conn:
+            conn.execute(insert(model), [dict(values)])
+
+    def _access_log(self, subject: str | None, limit: int, offset: int) -> list[AccessEntry]:
+        log = AccessLogRecord.__table__
+        query = select(log).order_by(log.c.at.desc(), log.c.id.desc())
+        if subject is not None:
+            query = query.where(log.c.subject == subject)
+        with self._engine.connect() as conn:
+            rows = conn.execute(query.limit(limit).offset(offset)).mappings().all()
+        return [
+            AccessEntry(
+                at=row["at"],
+                actor=row["actor"],
+                role=row["role"],
+                action=row["action"],
+                subject=row["subject"],
+            )
+            for row in rows
+        ]
 
     def _max_seq(self, call_id: str) -> int:
         with self._engine.connect() as conn:

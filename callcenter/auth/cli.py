@@ -22,8 +22,7 @@ if TYPE_CHECKING:
     from callcenter.auth.store import SqlAuthStore
     from callcenter.settings import Settings
 
-__all__ = ["AUTH_COMMANDS", "add_subcommands", "run_auth_command", "token_command",
-           "users_command"]
+__all__ = ["AUTH_COMMANDS", "add_subcommands", "run_auth_command", "token_command", "users_command"]
 
 AUTH_COMMANDS = frozenset({"users", "token"})
 _ROLES = ("dispatcher", "supervisor", "admin")
@@ -88,8 +87,10 @@ def token_command(args: argparse.Namespace, settings: Settings | None = None) ->
             role = parse_role(args.role)
             new = _run(settings, lambda store: store.create_token(args.name, role))
             print(new.token)
-            print(f"token {new.name} ({role.value}) created; it is shown only this once",
-                  file=sys.stderr)
+            print(
+                f"token {new.name} ({role.value}) created; it is shown only this once",
+                file=sys.stderr,
+            )
         elif args.token_action == "revoke":
             count = _run(settings, lambda store: store.revoke_tokens(args.name))
             print(f"revoked {count} token(s) named {args.name}", file=sys.stderr)
@@ -97,8 +98,10 @@ def token_command(args: argparse.Namespace, settings: Settings | None = None) ->
             for info in _run(settings, lambda store: store.list_tokens()):
                 used = info.last_used_at.isoformat() if info.last_used_at else "never"
                 state = "revoked" if info.revoked else "live"
-                print(f"{info.name}\t{info.role.value}\t{state}\t"
-                      f"created {info.created_at.isoformat()}\tlast used {used}")
+                print(
+                    f"{info.name}\t{info.role.value}\t{state}\t"
+                    f"created {info.created_at.isoformat()}\tlast used {used}"
+                )
     except (AuthError, ValueError) as exc:
         print(f"callbot token: {exc}", file=sys.stderr)
         return 1

@@ -254,9 +254,7 @@ class SqlAuthStore:
         user_id, encoded, role = found
         session_id, csrf_token = new_secret(), new_secret()
         expires_at = now + self._ttl
-        rehashed = (
-            self._passwords.hash(password) if self._passwords.needs_rehash(encoded) else None
-        )
+        rehashed = self._passwords.hash(password) if self._passwords.needs_rehash(encoded) else None
         with Session(self._engine) as db, db.begin():
             db.execute(delete(LoginFailureRecord).where(LoginFailureRecord.username == key))
             db.execute(

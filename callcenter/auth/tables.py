@@ -34,8 +34,6 @@ NAMING_CONVENTION = {
 _BigIntId = BigInteger().with_variant(Integer(), "sqlite")
 
 
-
-
 class AuthBase(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
