@@ -90,6 +90,7 @@
       err_network: "Không kết nối được máy chủ.",
       err_forbidden: "Không được phép",
       err_unavailable: "Dịch vụ tạm thời gián đoạn, đang thử lại…",
+      err_unavailable_action: "Dịch vụ tạm thời gián đoạn, chưa thực hiện được. Vui lòng thử lại.",
       err_session: "Phiên đăng nhập đã hết.",
       err_generic: "Lỗi {status}",
       err_reloaded: "Đã tải lại sự việc.",
@@ -242,6 +243,7 @@
       err_network: "Cannot reach the server.",
       err_forbidden: "Not allowed",
       err_unavailable: "Service temporarily unavailable, retrying…",
+      err_unavailable_action: "Service temporarily unavailable; nothing was changed. Please try again.",
       err_session: "Your session has ended.",
       err_generic: "Error {status}",
       err_reloaded: "The incident was reloaded.",
@@ -598,11 +600,25 @@
       const detail = detailText(data);
       let message;
       if (response.status === 403) message = t("err_forbidden") + (detail ? ": " + detail : ".");
-      else if (response.status === 503) message = t("err_unavailable");
+      else if (response.status === 503) message = t(method === "GET" ? "err_unavailable" : "err_unavailable_action");
       else message = detail || t("err_generic", { status: response.status });
       throw new ApiError(response.status, message, data);
     }
     return data;
+  }
+
+  function retriable(err) {
+    return err.status === 0 || err.status === 502 || err.status === 503 || err.status === 504;
+  }
+
+  // Re-run a read for the open incident a little later (service down or network lost).
+  const retryTimers = new Map(); // loader name -> timer, one pending retry each
+  function retryWhileOpen(id, load, name) {
+    window.clearTimeout(retryTimers.get(name));
+    retryTimers.set(name, window.setTimeout(() => {
+      retryTimers.delete(name);
+      if (state.openedId === id) load(id);
+    }, RETRY_MS));
   }
 
   function incidentPath(id, suffix) {
@@ -823,7 +839,7 @@
       const box = $("#queue-error");
       box.textContent = err.message;
       box.hidden = false;
-      if (err.status === 0 || err.status === 503 || err.status >= 500) {
+      if (retriable(err) || err.status >= 500) {
         state.queueRetryTimer = window.setTimeout(loadQueue, RETRY_MS);
       }
     }
@@ -1029,6 +1045,14 @@
         loadTranscript(state.openedId);
       }
     });
+    // Sent by the server when this page may have missed changes: read everything again.
+    es.addEventListener("resync", () => {
+      loadQueue();
+      if (state.openedId) {
+        loadDetail(state.openedId, { quiet: true });
+        loadTranscript(state.openedId);
+      }
+    });
     es.addEventListener("incident", (event) => {
       let data;
       try {
@@ -1208,6 +1232,7 @@
       if (!(opts && opts.quiet)) {
         showActionError(err.status === 404 ? t("err_not_found") : err.message);
       }
+      if (retriable(err)) retryWhileOpen(id, (again) => loadDetail(again, { quiet: true }), "detail");
     }
   }
 
@@ -1387,6 +1412,7 @@
         state.tx.error = err.message;
         $("#transcript").replaceChildren(el("p", { cls: "tx-note inline-error", text: err.message }));
       }
+      if (retriable(err)) retryWhileOpen(id, loadTranscript, "transcript");
     }
   }
 
@@ -1469,7 +1495,8 @@
     } catch (err) {
       if (state.openedId !== id || err.status === 401) return;
       state.duplicates = [];
-      state.dupError = err.message;
+      state.dupError = err.status === 404 ? "" : err.message;
+      if (retriable(err)) retryWhileOpen(id, loadDuplicates, "duplicates");
     }
     renderDuplicates();
   }
