@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 import os
 import resource
@@ -105,7 +106,10 @@ class CallCenter:
             return
         await dialog_started
         self._executor = ThreadPoolExecutor(settings.asr_workers, thread_name_prefix="asr")
-        self._chat = ChatService(dialog, store, dialog_timeout_s=settings.dialog_timeout_s)
+        dialog_model = await asyncio.to_thread(self._dialog_model, dialog)
+        self._chat = ChatService(
+            dialog, store, dialog_timeout_s=settings.dialog_timeout_s, dialog_model=dialog_model
+        )
         self._services = SessionServices(
             settings=settings,
             transcriber_for=engines.for_language,
@@ -113,6 +117,7 @@ class CallCenter:
             dialog=dialog,
             speech=cache,
             store=store,
+            dialog_model=dialog_model,
         )
         self.ready_after_s = time.monotonic() - self.started_at
         log.info(
@@ -212,6 +217,19 @@ class CallCenter:
             return
         self._rasa = processes
         self.components["dialog"] = "ok (rasa)"
+
+    def _dialog_model(self, dialog: Dialog) -> str:
+        """Which model fills incidents: the dialog, and the trained file's digest."""
+        if self.settings.dialog_engine == "scripted":
+            return f"{dialog.name} (stand-in)"
+        if self.settings.rasa_url is not None:
+            return f"rasa at {self.settings.rasa_url}"
+        path = self._rasa_settings.model_path
+        try:
+            digest = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+        except OSError:
+            return f"rasa, model {path.name} (unreadable)"
+        return f"rasa, model {path.name} sha256:{digest}"
 
     def _dialog_ok(self) -> bool:
         if self._rasa is not None and not self._rasa.ready:

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from callcenter.events import CallbotError, CallInfo, DialogTurn, Language, Line
-from callcenter.incidents import incident_from_turn, incident_id_for
+from callcenter.incidents import EvidenceLog, Utterance, incident_from_turn, incident_id_for
 from callcenter.logs import call_context
 from callcenter.prompts import Prompt, prompt_text
 from dialog.base import Dialog
@@ -53,6 +53,7 @@ class ChatState:
 class _Chat:
     info: CallInfo
     last_active_s: float
+    evidence: EvidenceLog
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     turn: DialogTurn = field(default_factory=lambda: DialogTurn(reply=""))
     muted: bool = False  # the dialog failed: a dispatcher answers from here on
@@ -69,8 +70,10 @@ class ChatService:
         dialog_timeout_s: float,
         max_sessions: int = 10_000,
         idle_timeout_s: float = 3600.0,
+        dialog_model: str = "unknown",
     ) -> None:
         self._dialog = dialog
+        self._dialog_model = dialog_model
         self._store = store
         self._timeout_s = dialog_timeout_s
         self._max_sessions = max_sessions
@@ -85,7 +88,11 @@ class ChatService:
             raise ChatError(503, "too many open chats; call 113 or 114")
         session_id = "chat-" + secrets.token_urlsafe(12)
         info = CallInfo(session_id, line, language, caller_number, "chat")
-        chat = _Chat(info=info, last_active_s=time.monotonic())
+        chat = _Chat(
+            info=info,
+            last_active_s=time.monotonic(),
+            evidence=EvidenceLog(self._dialog_model),
+        )
         self._chats[session_id] = chat
         with call_context(session_id):
             await self._safe(self._store.start_call(info, datetime.now(UTC)), "start chat")
@@ -125,6 +132,7 @@ class ChatService:
                         chat
                     )
                 chat.turn = turn
+                chat.evidence.note(turn, Utterance(cleaned))
                 await self._record(chat, "bot", turn.reply, turn)
                 await self._write_incident(chat, turn)
                 # A hand-off asks a dispatcher to take over; the dialog keeps
@@ -144,7 +152,7 @@ class ChatService:
         return text
 
     async def _write_incident(self, chat: _Chat, turn: DialogTurn) -> None:
-        incident = incident_from_turn(chat.info, turn)
+        incident = incident_from_turn(chat.info, turn, chat.evidence)
         if incident is not None:
             await self._safe(
                 self._store.upsert_incident(incident, actor=f"bot:{self._dialog.name}"),

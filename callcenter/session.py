@@ -33,7 +33,7 @@ from callcenter.events import (
     SpeechStarted,
     Transcript,
 )
-from callcenter.incidents import incident_from_turn
+from callcenter.incidents import EvidenceLog, Utterance, incident_from_turn
 from callcenter.logs import call_context
 from callcenter.playback import CallOutput, Player
 from callcenter.prompts import Prompt, prompt_text
@@ -62,6 +62,7 @@ class SessionServices:
     dialog: Dialog
     speech: SpeechSource
     store: CallStore
+    dialog_model: str = "unknown"  # which dialog model fills incidents (for evidence)
 
 
 @dataclass(slots=True)
@@ -95,6 +96,7 @@ class CallSession:
         self._reprompts = 0
         self._replies = 0
         self._last_turn: DialogTurn | None = None
+        self._evidence = EvidenceLog(services.dialog_model)
         self._end_marker: asyncio.Task[None] | None = None
         self._last_hold_at = float("-inf")
         self.outcome = CallOutcome()
@@ -255,6 +257,9 @@ class CallSession:
         finally:
             self._busy = False
         self._last_turn = turn
+        self._evidence.note(
+            turn, Utterance(transcript.text, transcript.engine, transcript.confidence)
+        )
         self._replies += 1
         start_ms = self._call_ms()
 
@@ -373,7 +378,7 @@ class CallSession:
             await self._safe(self._svc.store.add_turn(self.info.call_id, turn), "add turn")
 
     async def _save_incident(self, turn: DialogTurn) -> None:
-        incident = incident_from_turn(self.info, turn)
+        incident = incident_from_turn(self.info, turn, self._evidence)
         if incident is not None:
             await self._safe(
                 self._svc.store.upsert_incident(incident, actor=f"bot:{self._svc.dialog.name}"),

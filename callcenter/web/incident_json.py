@@ -62,6 +62,8 @@ class IncidentOut(BaseModel):
     outcome: str | None
     merged_into: str | None
     merged_from: list[str]
+    # per field the bot filled: the utterance, confidences, model, confirmations
+    evidence: dict[str, dict[str, AnyJson]]
 
 
 class AuditOut(BaseModel):
@@ -117,6 +119,7 @@ def incident_out(view: IncidentView) -> IncidentOut:
         outcome=life.outcome,
         merged_into=life.merged_into,
         merged_from=_strings(details.get("merged_from")),
+        evidence=_evidence(details.get("evidence")),
     )
 
 
@@ -145,6 +148,12 @@ def _text(details: Mapping[str, JsonValue], key: str) -> str | None:
 def _int(details: Mapping[str, JsonValue], key: str) -> int | None:
     value = _text(details, key)
     return int(value) if value is not None and value.isdigit() else None
+
+
+def _evidence(value: JsonValue) -> dict[str, dict[str, AnyJson]]:
+    if not isinstance(value, dict):
+        return {}
+    return {name: dict(item) for name, item in value.items() if isinstance(item, dict)}
 
 
 def _strings(value: JsonValue) -> list[str]:

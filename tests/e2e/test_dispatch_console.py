@@ -8,6 +8,7 @@ says who did.
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import sqlite3
@@ -116,6 +117,9 @@ def test_a_new_incident_appears_live_and_is_acknowledged(
 
         row.click()
         expect(row).to_have_class(re.compile(r"\bselected\b"))
+        # the live transcript and the evidence for what the bot wrote
+        expect(page.locator("#transcript .turn-caller").first).to_contain_text("Hàng Bài")
+        expect(page.locator("dd.evidence").first).to_contain_text("Hàng Bài")
         page.keyboard.press("a")  # acknowledge
         expect(page.locator("#act-dispatch")).to_be_enabled(timeout=5_000)
         page.screenshot(path=str(service.data_dir / "dispatch-console.png"), full_page=True)
@@ -126,4 +130,13 @@ def test_a_new_incident_appears_live_and_is_acknowledged(
         stored = db.execute(
             "select status, acknowledged_by, priority from incidents where id = ?", (incident_id,)
         ).fetchone()
+        details = json.loads(
+            db.execute("select details from incidents where id = ?", (incident_id,)).fetchone()[0]
+        )
+        reads = db.execute(
+            "select actor, action from access_log where subject like 'call:%'"
+        ).fetchall()
     assert stored == ("acknowledged", "hoa", 1)
+    category = details["evidence"]["category"]
+    assert "Hàng Bài" in category["utterance"] and category["model"].startswith("rasa")
+    assert ("hoa", "read_transcript") in reads  # opening the incident read its transcript

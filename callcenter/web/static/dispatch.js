@@ -104,6 +104,11 @@
       sec_transcript: "Hội thoại",
       sec_duplicates: "Có thể trùng",
       sec_audit: "Nhật ký thay đổi",
+      sec_evidence: "Căn cứ (bot ghi từ lời người gọi)",
+      ev_asr: "nhận dạng",
+      ev_intent: "phân loại",
+      ev_confirmed: "người gọi đã xác nhận",
+      ev_turn: "lượt",
       no_what: "Chưa có mô tả.",
       f_said: "Người gọi nói",
       f_confirmed: "Xác nhận",
@@ -257,6 +262,11 @@
       sec_transcript: "Transcript",
       sec_duplicates: "Possible duplicates",
       sec_audit: "Audit trail",
+      sec_evidence: "Evidence (what the caller said)",
+      ev_asr: "ASR",
+      ev_intent: "intent",
+      ev_confirmed: "confirmed by caller",
+      ev_turn: "turn",
       no_what: "No description yet.",
       f_said: "As said",
       f_confirmed: "Confirmed",
@@ -1249,6 +1259,24 @@
     return el("section", { cls: "block fields" }, el("h3", { text: t(titleKey) }), dl);
   }
 
+  // One row per field the bot filled: the caller's words, then how sure it was.
+  function evidenceFields(evidence) {
+    if (!evidence || typeof evidence !== "object") return [];
+    return Object.keys(evidence).sort().map((name) => {
+      const item = evidence[name] || {};
+      const facts = [];
+      if (typeof item.caller_turn === "number") facts.push(t("ev_turn") + " " + item.caller_turn);
+      if (typeof item.asr_confidence === "number") facts.push(t("ev_asr") + " " + item.asr_confidence.toFixed(2));
+      if (typeof item.intent_confidence === "number") facts.push(t("ev_intent") + " " + item.intent_confidence.toFixed(2));
+      if (item.confirmed_by_caller) facts.push("✓ " + t("ev_confirmed"));
+      const dd = el("dd", { cls: "evidence" },
+        el("q", { text: String(item.utterance || "") }),
+        el("span", { cls: "muted", text: facts.length ? " · " + facts.join(" · ") : "" }));
+      if (item.model) dd.title = String(item.model);
+      return [el("dt", { cls: "mono", text: name }), dd];
+    });
+  }
+
   function whenWho(at, who) {
     if (!at) return "—";
     const span = el("span", null, fmtTime(at));
@@ -1353,13 +1381,16 @@
         : t("call_ended")));
     }
 
-    $("#detail-fields").replaceChildren(
+    const sections = [
       section("sec_location", locRows),
       section("sec_caller", callerRows),
       section("sec_people", peopleRows),
       section("sec_lifecycle", lifeRows),
-      section("sec_call", callRows)
-    );
+      section("sec_call", callRows),
+    ];
+    const evidenceRows = evidenceFields(inc.evidence);
+    if (evidenceRows.length) sections.push(section("sec_evidence", evidenceRows));
+    $("#detail-fields").replaceChildren(...sections);
     updateActionButtons();
     renderDuplicates();
   }
