@@ -349,3 +349,24 @@ async def test_console_page_needs_a_login_and_actions_need_csrf(api: Api) -> Non
         f"/api/v1/incidents/{incident}/ack", json={}, headers={"X-CSRF-Token": csrf}
     )
     assert answer.status_code == 200 and answer.json()["acknowledged_by"] == "lan"
+
+
+async def test_the_openapi_schema_documents_the_queue(api: Api) -> None:
+    schema = (await api.client.get("/openapi.json")).json()
+    paths = schema["paths"]
+    for path in (
+        "/api/v1/incidents",
+        "/api/v1/incidents/{incident_id}",
+        "/api/v1/incidents/{incident_id}/transcript",
+        "/api/v1/incidents/{incident_id}/duplicates",
+        "/api/v1/incidents/{incident_id}/ack",
+        "/api/v1/incidents/{incident_id}/dispatch",
+        "/api/v1/incidents/{incident_id}/close",
+        "/api/v1/incidents/{incident_id}/merge",
+        "/api/v1/events",
+        "/api/v1/access-log",
+    ):
+        assert path in paths, path
+    ack = paths["/api/v1/incidents/{incident_id}/ack"]["post"]
+    assert {"401", "403", "404", "409", "413", "422"} <= set(ack["responses"])
+    assert "text/event-stream" in paths["/api/v1/events"]["get"]["responses"]["200"]["content"]
