@@ -37,6 +37,16 @@ RESYNC: Final = StoreChange(kind="incident")  # no id: "reload everything"
 _QUEUE_SIZE: Final = 1000
 
 
+def offer(queue: asyncio.Queue[_T], item: _T, resync: _T) -> None:
+    """Put `item` without waiting; a full queue is emptied for one `resync` instead."""
+    try:
+        queue.put_nowait(item)
+    except asyncio.QueueFull:
+        while not queue.empty():
+            queue.get_nowait()
+        queue.put_nowait(resync)
+
+
 def new_node_id() -> str:
     return secrets.token_hex(6)
 
@@ -54,12 +64,7 @@ class ChangeFeed:
 
     def publish(self, change: StoreChange) -> None:
         for queue in self._queues:
-            try:
-                queue.put_nowait(change)
-            except asyncio.QueueFull:
-                while not queue.empty():
-                    queue.get_nowait()
-                queue.put_nowait(RESYNC)
+            offer(queue, change, RESYNC)
 
     @contextlib.contextmanager
     def subscribe(self, size: int = _QUEUE_SIZE) -> Iterator[asyncio.Queue[StoreChange]]:

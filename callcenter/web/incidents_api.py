@@ -11,6 +11,7 @@ applied to something the dispatcher has not seen.
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable
 from datetime import datetime
 from typing import Annotated, Any, Literal, NoReturn
 
@@ -30,7 +31,7 @@ from dispatch.errors import (
     StoreUnavailable,
     UnknownIncident,
 )
-from dispatch.records import INCIDENT_STATUSES, OPEN_STATUSES, IncidentStatus
+from dispatch.records import INCIDENT_STATUSES, OPEN_STATUSES, IncidentStatus, IncidentView
 from dispatch.store import SqlCallStore
 
 log = logging.getLogger(__name__)
@@ -174,6 +175,14 @@ def refuse(exc: DispatchError | ValueError) -> NoReturn:
     raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from exc
 
 
+async def _act(action: Awaitable[IncidentView]) -> IncidentOut:
+    """Run a lifecycle action; the incident as it now is, or the refusal."""
+    try:
+        return incident_out(await action)
+    except (DispatchError, ValueError) as exc:
+        refuse(exc)
+
+
 def _statuses(wanted: list[StatusFilter] | None) -> tuple[IncidentStatus, ...]:
     if not wanted:
         return OPEN_STATUSES
@@ -291,52 +300,39 @@ def incidents_router() -> APIRouter:
         incident_id: IncidentId, body: AckBody, principal: StaffPrincipal, database: Database
     ) -> IncidentOut:
         """Claim a new incident; 409 if another dispatcher claimed it first."""
-        try:
-            view = await database.acknowledge_incident(
-                incident_id, actor_name(principal), body.expected_version
-            )
-        except (DispatchError, ValueError) as exc:
-            refuse(exc)
-        return incident_out(view)
+        return await _act(
+            database.acknowledge_incident(incident_id, actor_name(principal), body.expected_version)
+        )
 
     @router.post("/incidents/{incident_id}/dispatch", responses=_WRITE_ERRORS)
     async def dispatch(
         incident_id: IncidentId, body: DispatchBody, principal: StaffPrincipal, database: Database
     ) -> IncidentOut:
         """Note the units sent to an acknowledged incident."""
-        try:
-            view = await database.dispatch_incident(
-                incident_id, actor_name(principal), body.units, body.expected_version
-            )
-        except (DispatchError, ValueError) as exc:
-            refuse(exc)
-        return incident_out(view)
+        name = actor_name(principal)
+        return await _act(
+            database.dispatch_incident(incident_id, name, body.units, body.expected_version)
+        )
 
     @router.post("/incidents/{incident_id}/close", responses=_WRITE_ERRORS)
     async def close(
         incident_id: IncidentId, body: CloseBody, principal: StaffPrincipal, database: Database
     ) -> IncidentOut:
         """Close an acknowledged or dispatched incident with its outcome."""
-        try:
-            view = await database.close_incident(
-                incident_id, actor_name(principal), body.outcome, body.expected_version
-            )
-        except (DispatchError, ValueError) as exc:
-            refuse(exc)
-        return incident_out(view)
+        name = actor_name(principal)
+        return await _act(
+            database.close_incident(incident_id, name, body.outcome, body.expected_version)
+        )
 
     @router.post("/incidents/{incident_id}/merge", responses=_WRITE_ERRORS)
     async def merge(
         incident_id: IncidentId, body: MergeBody, principal: StaffPrincipal, database: Database
     ) -> IncidentOut:
         """Merge this duplicate into `into`; answers the incident that remains."""
-        try:
-            view = await database.merge_incident(
-                incident_id, body.into, actor_name(principal), body.expected_version
-            )
-        except (DispatchError, ValueError) as exc:
-            refuse(exc)
-        return incident_out(view)
+        name = actor_name(principal)
+        return await _act(
+            database.merge_incident(incident_id, body.into, name, body.expected_version)
+        )
 
     @router.get("/access-log", tags=["audit"], responses=_ERRORS)
     async def access_log(

@@ -33,7 +33,7 @@ from callcenter.auth.deps import StaffPrincipal
 from callcenter.incidents import incident_id_for
 from callcenter.web.incident_json import incident_out
 from dispatch.errors import DispatchError
-from dispatch.feed import ChangeFeed
+from dispatch.feed import ChangeFeed, offer
 from dispatch.records import StoreChange
 from dispatch.store import SqlCallStore
 
@@ -67,13 +67,8 @@ class LiveEvents:
             if not self._pages:
                 continue
             message = await self._render(change)
-            for page in list(self._pages):
-                try:
-                    page.put_nowait(message)
-                except asyncio.QueueFull:
-                    while not page.empty():
-                        page.get_nowait()
-                    page.put_nowait(RESYNC_MESSAGE)
+            for page in self._pages:
+                offer(page, message, RESYNC_MESSAGE)
 
     @contextlib.contextmanager
     def subscribe(self) -> Iterator[asyncio.Queue[str]]:
