@@ -14,8 +14,11 @@ from callcenter.auth.errors import AuthStoreUnavailable
 from callcenter.auth.router import auth_router
 from callcenter.auth.store import SqlAuthStore
 from callcenter.center import CallCenter
+from callcenter.events import CallbotError
+from callcenter.gateways import Gateway, build_gateways
 from callcenter.gateways.media_stream import handle_media_stream
 from callcenter.settings import Settings
+from callcenter.web.calls_api import calls_router
 from callcenter.web.chat_api import chat_router
 from callcenter.web.incidents_api import incidents_router
 from callcenter.web.limits import BodyLimit
@@ -37,6 +40,7 @@ def create_app(settings: Settings) -> FastAPI:
     )
 
     live = LiveEvents(center.feed, lambda: center.store.store)
+    gateways = build_gateways(center)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -46,9 +50,21 @@ def create_app(settings: Settings) -> FastAPI:
             log.exception("account tables unavailable; logins answer 503 until it is back")
         loading = asyncio.create_task(_start(center))
         fanning_out = asyncio.create_task(live.run(), name="live-events")
+        started: list[Gateway] = []
+        for gateway in gateways:
+            try:
+                await gateway.start()
+            except (CallbotError, OSError) as exc:
+                log.error("the %s gateway did not start: %s", gateway.name, exc)
+                center.gateways[gateway.name] = f"failed: {exc}"
+                continue
+            started.append(gateway)
+            center.gateways[gateway.name] = gateway.address or "listening"
         try:
             yield
         finally:
+            for gateway in reversed(started):
+                await gateway.stop()
             loading.cancel()
             fanning_out.cancel()
             await center.stop()
@@ -71,8 +87,17 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(chat_router())
     app.include_router(auth_router(cookie_secure=settings.cookie_secure))
     app.include_router(incidents_router())
+    app.include_router(calls_router())
     app.include_router(live_router(live))
     app.include_router(pages_router())
+    if settings.webrtc_enabled:
+        try:
+            from callcenter.web.phone_api import phone_router
+
+            app.include_router(phone_router(center))
+        except ImportError as exc:  # aiortc's native parts could not load
+            log.error("the browser softphone cannot be loaded: %s", exc)
+            center.gateways["webrtc"] = f"failed: cannot load ({exc})"
     app.add_middleware(BodyLimit, max_bytes=MAX_BODY_BYTES)
 
     @app.websocket("/calls/media-stream")

@@ -19,6 +19,7 @@ from callcenter.chat import ChatService
 from callcenter.events import CallbotError, CallInfo, Language
 from callcenter.playback import CallOutput
 from callcenter.prompts import all_prompts
+from callcenter.recording import CallRecorder
 from callcenter.session import CallOutcome, CallSession, SessionServices
 from callcenter.settings import Settings
 from dialog.base import Dialog
@@ -49,6 +50,7 @@ class CallCenter:
             "store": "starting",
         }
         self.calls: dict[str, CallSession] = {}
+        self.gateways: dict[str, str] = {}  # name -> where it listens, or why it failed
         self.started_at = time.monotonic()
         self.ready_after_s: float | None = None
         self._services: SessionServices | None = None
@@ -57,6 +59,10 @@ class CallCenter:
         self._store: JournaledStore | None = None
         self._replayer: asyncio.Task[None] | None = None
         self._listener: asyncio.Task[None] | None = None
+        self._purger: asyncio.Task[None] | None = None
+        self.recorder = (
+            CallRecorder(settings.data_dir / "recordings") if settings.recordings_enabled else None
+        )
         self.feed = ChangeFeed()  # every committed change to incidents and turns
         self._executor: ThreadPoolExecutor | None = None
         self._chat: ChatService | None = None
@@ -118,7 +124,10 @@ class CallCenter:
             speech=cache,
             store=store,
             dialog_model=dialog_model,
+            recorder=self.recorder,
         )
+        if self.recorder is not None:
+            self._purger = asyncio.create_task(self._purge_recordings(), name="recording-purge")
         self.ready_after_s = time.monotonic() - self.started_at
         log.info(
             "taking calls after %.1f s (dialog: %s)", self.ready_after_s, self.components["dialog"]
@@ -218,6 +227,27 @@ class CallCenter:
         self._rasa = processes
         self.components["dialog"] = "ok (rasa)"
 
+    async def _purge_recordings(self, every_s: float = 3600.0) -> None:
+        """Delete recordings past retention, now and every hour, and say how many."""
+        assert self.recorder is not None
+        while True:
+            deleted = await asyncio.to_thread(
+                self.recorder.purge_expired, self.settings.recording_retention_days
+            )
+            if deleted:
+                try:
+                    forgotten = await self.store.store.forget_recordings(deleted)
+                except CallbotError as exc:
+                    log.error("purged recordings not yet cleared from call records: %s", exc)
+                    forgotten = 0
+                log.info(
+                    "purged %d recordings older than %.0f days (%d call records updated)",
+                    len(deleted),
+                    self.settings.recording_retention_days,
+                    forgotten,
+                )
+            await asyncio.sleep(every_s)
+
     def _dialog_model(self, dialog: Dialog) -> str:
         """Which model fills incidents: the dialog, and the trained file's digest."""
         if self.settings.dialog_engine == "scripted":
@@ -274,7 +304,7 @@ class CallCenter:
             await self._rasa_dialog.aclose()
         if self._rasa is not None:
             await self._rasa.stop()
-        for task in (self._replayer, self._listener):
+        for task in (self._replayer, self._listener, self._purger):
             if task is not None:
                 task.cancel()
                 await asyncio.gather(task, return_exceptions=True)
@@ -295,6 +325,7 @@ class CallCenter:
             "status": status,
             "components": components,
             "calls_in_progress": len(self.calls),
+            "gateways": dict(self.gateways),
             "ready_after_s": self.ready_after_s,
             "rss_mb": _rss_mb(),
             "pid": os.getpid(),

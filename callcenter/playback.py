@@ -103,6 +103,8 @@ class Player:
             delay = due - self._clock()
             if delay > 0:
                 await asyncio.sleep(delay)
+                if self._interrupted:  # interrupted while waiting for the frame's time
+                    return
             frame = pcm[offset : offset + FRAME_BYTES]
             if len(frame) < FRAME_BYTES:
                 frame = frame + bytes(FRAME_BYTES - len(frame))

@@ -16,7 +16,7 @@ import time
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import Executor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Protocol
 
@@ -37,9 +37,10 @@ from callcenter.incidents import EvidenceLog, Utterance, incident_from_turn
 from callcenter.logs import call_context
 from callcenter.playback import CallOutput, Player
 from callcenter.prompts import Prompt, prompt_text
+from callcenter.recording import CallRecorder, CallRecording
 from callcenter.settings import Settings
 from dialog.base import Dialog
-from dispatch.records import CallStatus
+from dispatch.records import CallStatus, JsonValue
 from dispatch.store import CallStore, TurnData
 
 log = logging.getLogger(__name__)
@@ -63,6 +64,7 @@ class SessionServices:
     speech: SpeechSource
     store: CallStore
     dialog_model: str = "unknown"  # which dialog model fills incidents (for evidence)
+    recorder: CallRecorder | None = None  # None: calls are not recorded
 
 
 @dataclass(slots=True)
@@ -100,6 +102,20 @@ class CallSession:
         self._end_marker: asyncio.Task[None] | None = None
         self._last_hold_at = float("-inf")
         self.outcome = CallOutcome()
+        # Set once the call should go to a human (red flag, request, failure):
+        # a gateway that can transfer calls (SIP) watches it.
+        self.handoff_requested = asyncio.Event()
+        self._waiting_for_dispatcher = False
+        self._taken_over_by: str | None = None
+        self._caller_taps: list[Callable[[int, bytes], None]] = []
+        if services.recorder is not None:
+            self._recording: CallRecording | None = services.recorder.open(info)
+            self._caller_taps.append(self._recording.caller_audio)
+            output = self._recording.bot_output(output, self._call_ms)
+            self._output = output
+            self._player = Player(output)
+        else:
+            self._recording = None
 
     # ----- gateway side ------------------------------------------------
     async def push_audio(self, pcm16k: bytes) -> None:
@@ -107,6 +123,8 @@ class CallSession:
         if self._caller_hung_up.is_set():
             return
         frame = AudioFrame(pcm=pcm16k, start_ms=self._audio_ms)
+        for tap in self._caller_taps:
+            tap(self._audio_ms, pcm16k)
         self._arrival_ms.append(self._audio_ms)
         self._arrival_at.append(time.monotonic())
         self._audio_ms += len(pcm16k) // 2 * 1000 // INTERNAL_RATE_HZ
@@ -121,6 +139,43 @@ class CallSession:
                 self._frames.put_nowait(None)
             except asyncio.QueueFull:
                 self._end_marker = asyncio.get_running_loop().create_task(self._frames.put(None))
+
+    @property
+    def taken_over_by(self) -> str | None:
+        return self._taken_over_by
+
+    async def dispatcher_unavailable(self) -> None:
+        """No dispatcher answered a transfer: the caller stays with the bot, hears
+        the hold prompt, and the incident says it waits for a dispatcher."""
+        self._waiting_for_dispatcher = True
+        log.warning("no dispatcher answered the transfer; the caller waits with the bot")
+        await self._say_prompt(Prompt.HOLD, "hold")
+        if self._last_turn is not None:
+            await self._save_incident(self._last_turn)
+
+    async def take_over(
+        self, dispatcher: str, on_caller_audio: Callable[[int, bytes], None]
+    ) -> Callable[[bytes], Awaitable[None]]:
+        """A dispatcher takes the call: the bot falls silent (it keeps transcribing),
+        the caller's audio goes to `on_caller_audio(call_ms, pcm16k)`, and the
+        returned coroutine function sends the dispatcher's voice (16 kHz, 20 ms
+        frames) to the caller."""
+        self._taken_over_by = dispatcher
+        self._muted = True
+        await self._player.interrupt()
+        self._caller_taps.append(on_caller_audio)
+        self.outcome.status = "handed_off"
+        self.outcome.handoff_reason = f"taken over by dispatcher {dispatcher}"
+        self.handoff_requested.set()
+        log.info("call taken over by a dispatcher")
+        if self._last_turn is not None:
+            await self._save_incident(self._last_turn)
+        output = self._output
+
+        async def speak(pcm16k: bytes) -> None:
+            await output.send_audio(pcm16k)
+
+        return speak
 
     def dtmf(self, digit: str) -> None:
         log.debug("DTMF %s", digit)
@@ -240,8 +295,11 @@ class CallSession:
             return
         if self._muted:
             # The bot failed and a dispatcher is coming: never leave a caller
-            # talking to silence.
-            if time.monotonic() - self._last_hold_at > _HOLD_REPEAT_S:
+            # talking to silence (unless a dispatcher is already talking).
+            if (
+                self._taken_over_by is None
+                and time.monotonic() - self._last_hold_at > _HOLD_REPEAT_S
+            ):
                 await self._say_prompt(Prompt.HOLD, "hold")
             return
         self._busy = True
@@ -260,6 +318,11 @@ class CallSession:
         self._evidence.note(
             turn, Utterance(transcript.text, transcript.engine, transcript.confidence)
         )
+        if self._taken_over_by is not None:
+            # A dispatcher took the call while the dialog was thinking: keep
+            # what it understood, say nothing over the dispatcher.
+            await self._save_incident(turn)
+            return
         self._replies += 1
         start_ms = self._call_ms()
 
@@ -286,6 +349,7 @@ class CallSession:
                 else "dialog requested a dispatcher"
             )
             log.info("dispatcher requested: %s", self.outcome.handoff_reason)
+            self.handoff_requested.set()
 
     async def _silence_watchdog(self) -> None:
         limit_s = self._settings.silence_reprompt_s
@@ -318,6 +382,7 @@ class CallSession:
         self._muted = True
         self.outcome.status = "handed_off"
         self.outcome.handoff_reason = reason
+        self.handoff_requested.set()
         await self._player.interrupt()
         await self._say_prompt(Prompt.HOLD, "hold")
         if self._last_turn is not None:
@@ -380,12 +445,21 @@ class CallSession:
     async def _save_incident(self, turn: DialogTurn) -> None:
         incident = incident_from_turn(self.info, turn, self._evidence)
         if incident is not None:
+            extra: dict[str, JsonValue] = {}
+            if self._waiting_for_dispatcher:
+                extra["waiting_for_dispatcher"] = True
+            if self._taken_over_by is not None:
+                extra["taken_over_by"] = self._taken_over_by
+            if extra:
+                incident = replace(incident, details={**incident.details, **extra})
             await self._safe(
                 self._svc.store.upsert_incident(incident, actor=f"bot:{self._svc.dialog.name}"),
                 "upsert incident",
             )
 
     async def _close_record(self) -> None:
+        if self._recording is not None:
+            await self._safe(self._recording.finish(self._svc.store), "save recording")
         outcome = self.outcome
         if outcome.status == "in_progress":
             outcome.status = "completed"

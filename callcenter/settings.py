@@ -73,6 +73,24 @@ class Settings(BaseSettings):
     login_max_failures: int = Field(default=5, ge=1)
     login_lockout_s: float = Field(default=15 * 60, gt=0)
 
+    # Telephony gateways (callcenter.gateways); a port of 0 means any free port,
+    # and the address actually used is shown in /health under "gateways".
+    sip_enabled: bool = True
+    sip_host: str = "127.0.0.1"  # loopback by default; 0.0.0.0 to take calls from the network
+    sip_port: int = Field(default=5060, ge=0, le=65535)
+    sip_public_address: str | None = None  # the address peers should send RTP to (NAT)
+    sip_max_calls: int = Field(default=60, ge=1)
+    sip_dispatcher_uri: str | None = None  # hand-offs are transferred here, e.g. sip:disp@pbx
+    sip_transfer_timeout_s: float = Field(default=20.0, gt=0)
+    audiosocket_enabled: bool = True
+    audiosocket_host: str = "127.0.0.1"
+    audiosocket_port: int = Field(default=9092, ge=0, le=65535)
+    webrtc_enabled: bool = True  # the browser softphone at /phone
+
+    # Call recordings (both sides), kept under DATA_DIR/recordings
+    recordings_enabled: bool = True
+    recording_retention_days: float = Field(default=90.0, gt=0)
+
     @property
     def resolved_database_url(self) -> str:
         if self.database_url:

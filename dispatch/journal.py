@@ -135,6 +135,12 @@ class JournaledStore:
             lambda: self.store.end_call(call_id, status, end_reason, at, handoff_reason),
         )
 
+    async def set_recording(self, call_id: str, path: str, duration_s: float) -> None:
+        args = {"call_id": call_id, "path": path, "duration_s": duration_s}
+        await self._write(
+            "set_recording", args, lambda: self.store.set_recording(call_id, path, duration_s)
+        )
+
     async def upsert_incident(self, incident: IncidentData, *, actor: str = "bot") -> None:
         args = {"incident": _incident_json(incident), "actor": actor}
         await self._write(
@@ -248,6 +254,8 @@ class JournaledStore:
                 _parse_time(args["at"]),
                 args["handoff_reason"],
             )
+        elif op == "set_recording":
+            await self.store.set_recording(args["call_id"], args["path"], args["duration_s"])
         elif op == "upsert_incident":
             incident = _incident_from(args["incident"])
             await self.store.upsert_incident(incident, actor=args["actor"])

@@ -95,6 +95,8 @@ class CallRecord(Base):
     category: Mapped[str | None] = mapped_column(String(64))
     priority: Mapped[int | None] = mapped_column(Integer)
     incident_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    recording: Mapped[str | None] = mapped_column(String(255))  # under DATA_DIR/recordings
+    recording_s: Mapped[float | None] = mapped_column()
 
     turns: Mapped[list[TurnRecord]] = relationship(
         back_populates="call", order_by="TurnRecord.seq", passive_deletes=True

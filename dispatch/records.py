@@ -174,6 +174,8 @@ class CallView:
     priority: int | None
     incident_id: str | None
     turns: tuple[TurnView, ...]
+    recording: str | None = None  # path under the recordings directory
+    recording_s: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

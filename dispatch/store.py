@@ -97,6 +97,7 @@ class CallStore(Protocol):
         handoff_reason: str | None = None,
     ) -> None: ...
     async def upsert_incident(self, incident: IncidentData, *, actor: str = "bot") -> None: ...
+    async def set_recording(self, call_id: str, path: str, duration_s: float) -> None: ...
     async def get_call(self, call_id: str) -> CallView | None: ...
     async def list_calls(self, limit: int = 50) -> list[CallSummary]: ...
     async def get_incident(self, incident_id: str) -> IncidentView | None: ...
@@ -224,6 +225,17 @@ class SqlCallStore:
         incident_id = await self._run("end_call", partial(self._update_call, call_id, values))
         if incident_id is not None:  # its call is no longer live
             self.feed.publish(StoreChange("incident", incident_id=incident_id))
+
+    async def set_recording(self, call_id: str, path: str, duration_s: float) -> None:
+        """Note where the call's recording is kept (a path under the recordings directory)."""
+        values = {"recording": path, "recording_s": round(duration_s, 2)}
+        await self._run("set_recording", partial(self._update_call, call_id, values, False))
+
+    async def forget_recordings(self, paths: Sequence[str]) -> int:
+        """Clear the recording of calls whose files were purged; how many calls."""
+        if not paths:
+            return 0
+        return await self._run("forget_recordings", partial(self._forget_recordings, list(paths)))
 
     async def upsert_incident(self, incident: IncidentData, *, actor: str = "bot") -> None:
         """Insert or update an incident by id, and link its call to it.
@@ -514,6 +526,15 @@ class SqlCallStore:
                 self._announce(conn, StoreChange("incident", incident_id=incident_id))
             return incident_id
 
+    def _forget_recordings(self, paths: list[str]) -> int:
+        with self._engine.begin() as conn:
+            result = conn.execute(
+                update(CallRecord)
+                .where(CallRecord.recording.in_(paths))
+                .values(recording=None, recording_s=None)
+            )
+            return int(result.rowcount)
+
     def _insert_row(self, model: type[Base], values: Mapping[str, object]) -> None:
         with self._engine.begin() as conn:
             conn.execute(insert(model), [dict(values)])
@@ -710,6 +731,8 @@ def _call_view(record: CallRecord, turns: list[TurnView]) -> CallView:
         priority=record.priority,
         incident_id=record.incident_id,
         turns=tuple(turns),
+        recording=record.recording,
+        recording_s=record.recording_s,
     )
 
 

@@ -15,7 +15,9 @@ step() { printf '\n==> %s\n' "$*" >&2; }
 # 1. Debian packages -----------------------------------------------------
 DEB_PACKAGES=(espeak-ng libespeak-ng1 libportaudio2 sox)
 # the tests also drive a real browser (Debian's Chromium; never a browser download)
-if ((WANT_TEST)); then DEB_PACKAGES+=(chromium chromium-driver); fi
+# the tests also use real peers: a browser (Debian's Chromium; never a browser
+# download), sipp and baresip for SIP
+if ((WANT_TEST)); then DEB_PACKAGES+=(chromium chromium-driver sip-tester baresip); fi
 missing=()
 for pkg in "${DEB_PACKAGES[@]}"; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")

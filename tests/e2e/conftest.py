@@ -26,6 +26,12 @@ class RunningService:
     log_path: Path
     process: subprocess.Popen[bytes]
 
+    def gateway_address(self, name: str) -> tuple[str, int]:
+        """(host, port) of a gateway, from /health (e.g. "udp 127.0.0.1:5062")."""
+        where = str(httpx.get(f"{self.base_url}/health", timeout=5.0).json()["gateways"][name])
+        host, _, port = where.split()[-1].rpartition(":")
+        return host, int(port)
+
     def log_tail(self, lines: int = 60) -> str:
         return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
 
@@ -56,6 +62,9 @@ def start_service(data_dir: Path, *, expect: str = "ok", **env: str) -> RunningS
     environment.setdefault("CALLBOT_RASA_VENV", str(REPO / ".venv-rasa"))
     environment.setdefault("CALLBOT_RASA_PORT", "0")
     environment.setdefault("CALLBOT_RASA_ACTION_PORT", "0")
+    # gateways on free ports; /health says which (`gateway_address`)
+    environment.setdefault("CALLBOT_SIP_PORT", "0")
+    environment.setdefault("CALLBOT_AUDIOSOCKET_PORT", "0")
     log_path = data_dir / "service.log"
     with log_path.open("wb") as log_file:
         process = subprocess.Popen(

@@ -22,6 +22,7 @@ from callcenter.events import (
     Line,
     Speech,
 )
+from callcenter.recording import CallRecorder
 from callcenter.session import CallSession, SessionServices
 from callcenter.settings import Settings
 from dialog.base import DialogError
@@ -114,6 +115,7 @@ class FakeStore:
     turns: list[Any] = field(default_factory=list)
     ended: list[tuple[str, str, str | None]] = field(default_factory=list)
     incidents: list[Any] = field(default_factory=list)
+    recordings: list[tuple[str, str, float]] = field(default_factory=list)
 
     async def _maybe_fail(self) -> None:
         if self.fail:
@@ -139,6 +141,10 @@ class FakeStore:
     async def upsert_incident(self, incident: Any, *, actor: str = "bot") -> None:
         await self._maybe_fail()
         self.incidents.append(incident)
+
+    async def set_recording(self, call_id: str, path: str, duration_s: float) -> None:
+        await self._maybe_fail()
+        self.recordings.append((call_id, path, duration_s))
 
 
 @dataclass
@@ -177,6 +183,7 @@ def make_session(
     speech: FakeSpeech | None = None,
     store: FakeStore | None = None,
     dialog: FakeDialog | None = None,
+    recorder: CallRecorder | None = None,
     **settings: Any,
 ) -> tuple[CallSession, FakeOutput, FakeDialog, FakeStore]:
     output, store = FakeOutput(), store or FakeStore()
@@ -188,6 +195,7 @@ def make_session(
         dialog=dialog,
         speech=speech or FakeSpeech(),
         store=store,
+        recorder=recorder,
     )
     info = CallInfo("call-1", Line.FIRE, Language.EN, "0912345678", "test")
     return CallSession(info, services, output), output, dialog, store
