@@ -49,6 +49,7 @@ from urllib.parse import quote
 import httpx
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
 
 from bench.stats import emit, fmt, is_loopback, summarize_ms, table
 from callcenter.events import CallInfo, Language, Line
@@ -333,7 +334,7 @@ async def bench_writes(
     done, wall_s = await run_writers(store, pairs, args.writers, args.max_seconds)
     creates, updates = done.latency_s["create"], done.latency_s["update"]
     check = await asyncio.to_thread(check_writes, url, prefix, expected, done.attempted)
-    writes = {
+    writes: dict[str, object] = {
         "incidents": args.incidents,
         "writers": args.writers,
         "incidents_written": len(done.attempted),
@@ -357,7 +358,7 @@ async def bench_writes(
     again, retry_wall_s = await run_writers(store, retries, args.writers, args.max_seconds)
     replayed = again.latency_s["create"]  # each single write is logged as "create"
     after = await asyncio.to_thread(check_writes, url, prefix, expected, done.attempted)
-    retry = {
+    retry: dict[str, object] = {
         "writes": len(replayed),
         "wall_s": round(retry_wall_s, 2),
         "writes_per_s": rate(len(replayed), retry_wall_s),
@@ -427,8 +428,7 @@ def check_claims(url: str, winners: dict[str, list[str]], ids: Sequence[str]) ->
     mismatch = [
         i
         for i in ids
-        if len(winners.get(i, [])) == 1
-        and stored.get(i) != ("acknowledged", winners[i][0])
+        if len(winners.get(i, [])) == 1 and stored.get(i) != ("acknowledged", winners[i][0])
     ]
     return {
         "incidents": len(ids),
@@ -440,7 +440,9 @@ def check_claims(url: str, winners: dict[str, list[str]], ids: Sequence[str]) ->
     }
 
 
-async def bench_claims(store: SqlCallStore, url: str, args: argparse.Namespace) -> dict[str, object]:
+async def bench_claims(
+    store: SqlCallStore, url: str, args: argparse.Namespace
+) -> dict[str, object]:
     incidents = [incident_pair("bench-c", i)[0] for i in range(args.claims)]
     ids = [incident.id for incident in incidents]
     for incident in incidents:  # untimed: the new incidents in the queue
@@ -493,8 +495,8 @@ async def bench_store(url: str, args: argparse.Namespace) -> dict[str, object]:
         await store.create_schema()
         writes, retries = await bench_writes(store, url, args)
         claims = await bench_claims(store, url, args)
-    except DispatchError as exc:
-        return {"error": str(exc)}
+    except (DispatchError, SQLAlchemyError) as exc:
+        return {"error": str(exc)[:500]}
     finally:
         await store.close()
     return {"writes": writes, "retries": retries, "claims": claims}
@@ -542,8 +544,11 @@ async def bench_postgres(args: argparse.Namespace) -> dict[str, object]:
     reason = await asyncio.to_thread(postgres_unreachable, args.postgres_url)
     if reason is not None:
         return {"url": shown, "skipped": reason}
-    with postgres_schema(args.postgres_url) as url:
-        return {"url": shown, **await bench_store(url, args)}
+    try:
+        with postgres_schema(args.postgres_url) as url:
+            return {"url": shown, **await bench_store(url, args)}
+    except SQLAlchemyError as exc:  # e.g. no right to create a schema
+        return {"url": shown, "error": f"schema set-up failed: {exc}"[:500]}
 
 
 # ---------------------------------------------------------------- the page
@@ -618,8 +623,16 @@ def report_incident(client: httpx.Client, sample: PageSample, number: str) -> No
 
 def create_dispatcher(data_dir: Path) -> None:
     subprocess.run(
-        [sys.executable, "-m", "callcenter.cli", "users", "create", DISPATCHER]
-        + ["--role", "dispatcher"],
+        [
+            sys.executable,
+            "-m",
+            "callcenter.cli",
+            "users",
+            "create",
+            DISPATCHER,
+            "--role",
+            "dispatcher",
+        ],
         input=PASSWORD + "\n",
         text=True,
         check=True,
@@ -630,7 +643,9 @@ def create_dispatcher(data_dir: Path) -> None:
     )
 
 
-def page_latencies(samples: Sequence[PageSample], seen: dict[str, Any], frame: dict[str, Any]) -> dict[str, object]:
+def page_latencies(
+    samples: Sequence[PageSample], seen: dict[str, Any], frame: dict[str, Any]
+) -> dict[str, object]:
     from_end: list[float] = []
     from_start: list[float] = []
     to_frame: list[float] = []
@@ -764,7 +779,9 @@ def measure_page(browser: Any, base_url: str, args: argparse.Namespace) -> dict[
 
 def store_rows(name: str, result: dict[str, Any]) -> list[list[object]]:
     if "skipped" in result or "error" in result:
-        return [[name, result.get("skipped") or result.get("error"), "", "", "", "", "", ""]]
+        what = "skipped" if "skipped" in result else "error"
+        reason = str(result[what]).splitlines()[0]
+        return [[name, what, "", "", "", "", "", reason[:110]]]
     writes, retries, claims = result["writes"], result["retries"], result["claims"]
     wc, rc, cc = writes["check"], retries["check"], claims["check"]
     return [
@@ -799,7 +816,8 @@ def store_rows(name: str, result: dict[str, Any]) -> list[list[object]]:
             claims["attempt_latency"]["median_ms"],
             claims["attempt_latency"]["p95_ms"],
             claims["attempt_latency"]["max_ms"],
-            f"{claims['claims']} won ({claims['claims_per_s']}/s), "
+            f"{claims['claims']} won ({claims['claims_per_s']}/s; all claimed after "
+            f"{claims['all_claimed_after_s']} s), "
             f"{claims['already_claimed']} AlreadyClaimed, errors {claims['errors']}; "
             f"one winner each: {'yes' if cc['ok'] else 'NO'}",
         ],
@@ -871,8 +889,11 @@ def print_table(report: dict[str, Any]) -> None:
         else:
             measured = "skipped" if "skipped" in result else "error"
         target_rows.append(
-            [f"{name}: 1,000 incidents by 20 writers, 0 lost, 0 duplicated", measured,
-             verdict(met[f"writes_{name}"])]
+            [
+                f"{name}: 1,000 incidents by 20 writers, 0 lost, 0 duplicated",
+                measured,
+                verdict(met[f"writes_{name}"]),
+            ]
         )
     out.append("\n\ntargets\n")
     out.append(table(["target", "measured", "met"], target_rows))
@@ -909,7 +930,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-async def run_stores(args: argparse.Namespace) -> dict[str, object]:
+async def run_stores(args: argparse.Namespace) -> dict[str, dict[str, object]]:
     sqlite_result = await bench_sqlite(args)
     if args.skip_postgres:
         postgres_result: dict[str, object] = {"skipped": "--skip-postgres"}
