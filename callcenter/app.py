@@ -24,6 +24,7 @@ from callcenter.web.incidents_api import incidents_router
 from callcenter.web.limits import BodyLimit
 from callcenter.web.live import LiveEvents, live_router
 from callcenter.web.pages import pages_router
+from callcenter.web.review_api import review_router
 
 MAX_BODY_BYTES = 64 * 1024  # no request the service takes is near this
 
@@ -88,6 +89,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(auth_router(cookie_secure=settings.cookie_secure))
     app.include_router(incidents_router())
     app.include_router(calls_router())
+    app.include_router(review_router(settings.review_form_file))
     app.include_router(live_router(live))
     app.include_router(pages_router())
     if settings.webrtc_enabled:

@@ -19,6 +19,7 @@ from callcenter.chat import ChatService
 from callcenter.events import CallbotError, CallInfo, Language
 from callcenter.playback import CallOutput
 from callcenter.prompts import all_prompts
+from callcenter.quality import Assessment, assess, review_reason
 from callcenter.recording import CallRecorder
 from callcenter.session import CallOutcome, CallSession, SessionServices
 from callcenter.settings import Settings
@@ -60,6 +61,7 @@ class CallCenter:
         self._replayer: asyncio.Task[None] | None = None
         self._listener: asyncio.Task[None] | None = None
         self._purger: asyncio.Task[None] | None = None
+        self._assessor: asyncio.Task[None] | None = None
         self.recorder = (
             CallRecorder(settings.data_dir / "recordings") if settings.recordings_enabled else None
         )
@@ -155,6 +157,7 @@ class CallCenter:
         store = JournaledStore(database, self.settings.data_dir / "journal")
         self._store = store
         self._replayer = asyncio.create_task(store.run_replayer(), name="journal-replayer")
+        self._assessor = asyncio.create_task(self._assess_ended_calls(), name="quality-checks")
         if store.pending:
             log.warning("journaled writes from an earlier run are being replayed")
         return store
@@ -226,6 +229,32 @@ class CallCenter:
             return
         self._rasa = processes
         self.components["dialog"] = "ok (rasa)"
+
+    async def _assess_ended_calls(self) -> None:
+        """Run the quality checks on every call that ends on this node."""
+        async for change in self.feed.changes():
+            if change.kind == "call" and change.call_id is not None:
+                try:
+                    await self.assess_call(change.call_id)
+                except CallbotError as exc:
+                    log.error("quality checks not stored for a call: %s", exc)
+
+    async def assess_call(self, call_id: str) -> Assessment | None:
+        """Check a call's quality and pick it for review or not; None if unknown."""
+        database = self.store.store
+        call = await database.get_call(call_id)
+        if call is None:
+            return None
+        incident = await database.get_incident(call.incident_id) if call.incident_id else None
+        assessment = assess(call, incident)
+        await database.review.set_quality(
+            call_id,
+            assessment.as_json(),
+            len(assessment.failed),
+            review_reason(call, assessment),
+            assessment.min_asr_confidence,
+        )
+        return assessment
 
     async def _purge_recordings(self, every_s: float = 3600.0) -> None:
         """Delete recordings past retention, now and every hour, and say how many."""
@@ -304,7 +333,7 @@ class CallCenter:
             await self._rasa_dialog.aclose()
         if self._rasa is not None:
             await self._rasa.stop()
-        for task in (self._replayer, self._listener, self._purger):
+        for task in (self._replayer, self._listener, self._purger, self._assessor):
             if task is not None:
                 task.cancel()
                 await asyncio.gather(task, return_exceptions=True)

@@ -87,6 +87,9 @@ class Settings(BaseSettings):
     audiosocket_port: int = Field(default=9092, ge=0, le=65535)
     webrtc_enabled: bool = True  # the browser softphone at /phone
 
+    # Supervisor review: the scoring form (JSON list of questions; default built in)
+    review_form_file: Path | None = None
+
     # Call recordings (both sides), kept under DATA_DIR/recordings
     recordings_enabled: bool = True
     recording_retention_days: float = Field(default=90.0, gt=0)

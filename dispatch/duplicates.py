@@ -10,13 +10,13 @@ is not required (one caller reports smoke, another an explosion).
 from __future__ import annotations
 
 import re
-import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Final
 
 from dispatch.records import IncidentView
+from dispatch.text import fold
 
 WINDOW: Final = timedelta(minutes=60)
 _MIN_WORD_OVERLAP: Final = 0.5
@@ -33,13 +33,6 @@ class Candidate:
     incident: IncidentView
     score: float
     reason: str  # "same ward", "similar address"
-
-
-def fold(text: str) -> str:
-    """Lower-case without Vietnamese diacritics ("Hàng Bài" -> "hang bai")."""
-    text = text.lower().replace("đ", "d")
-    decomposed = unicodedata.normalize("NFD", text)
-    return "".join(ch for ch in decomposed if unicodedata.category(ch) != "Mn")
 
 
 def place_words(text: str | None) -> frozenset[str]:

@@ -101,7 +101,7 @@ def decode(payload: str) -> tuple[str, StoreChange]:
     data = json.loads(payload)
     if not isinstance(data, dict):
         raise ValueError("payload is not an object")
-    kind: Literal["incident", "turn"]
+    kind: Literal["incident", "turn", "call"]
     if data.get("kind") == "incident":
         kind = "incident"
     elif data.get("kind") == "turn":

@@ -156,7 +156,10 @@ def upsert(
                 _audit(conn, incident.id, 1, actor, None, created)
                 change = StoreChange("incident", incident_id=incident.id, version=1, created=True)
             else:
-                wanted = {**values, "details": _keep_details(incident, row)}
+                details = _keep_details(incident, row)
+                wanted = {**values, "details": details}
+                for name in _human_confirmed(details):  # a person's word beats the bot's
+                    wanted[name] = row[name]
                 changed = {name: wanted[name] for name in BOT_FIELDS if row[name] != wanted[name]}
                 if changed:
                     version = _swap(conn, row, changed)
@@ -259,6 +262,56 @@ def _merge_once(
         return _view_in(conn, into_id)
 
 
+CORRECTABLE: Final = {
+    "category": str,
+    "priority": int,
+    "location_text": str,
+    "callback_number": str,
+    "caller_name": str,
+    "injured": int,
+}
+
+
+def correct(
+    engine: Engine,
+    incident_id: str,
+    field: str,
+    value: JsonValue,
+    actor: str,
+    expected_version: int | None,
+    announce: Announce = announce_nothing,
+) -> IncidentView:
+    """Set a field the bot filled to what a human says it is, and mark the field's
+    evidence as confirmed by that human; audited under `actor`. Any status."""
+    kind = CORRECTABLE.get(field)
+    if kind is None:
+        raise ValueError(f"{field!r} cannot be corrected; one of {', '.join(CORRECTABLE)}")
+    if value is not None and (not isinstance(value, kind) or isinstance(value, bool)):
+        raise ValueError(f"{field} must be {kind.__name__} or null")
+    if field == "priority" and isinstance(value, int) and not 1 <= value <= 9:
+        raise ValueError("priority must be 1-9")
+    for _ in range(_ATTEMPTS):
+        with engine.begin() as conn:
+            row = _read_current(conn, incident_id, expected_version)
+            details = dict(row["details"] or {})
+            evidence = stored_evidence(details)
+            entry = evidence.get(field)
+            entry = dict(entry) if isinstance(entry, dict) else {}
+            entry.update(
+                {"confirmed_by_human": True, "confirmed_by": actor, "human_value": value}
+            )
+            evidence[field] = entry
+            details["evidence"] = evidence
+            changes: dict[str, object] = {field: value, "details": details}
+            version = _swap(conn, row, changes)
+            if version is None:
+                continue
+            _audit(conn, incident_id, version, actor, row, {field: value})
+            announce(conn, StoreChange("incident", incident_id=incident_id, version=version))
+            return _view_in(conn, incident_id)
+    raise StoreUnavailable(f"incident {incident_id!r}: too much contention, try again")
+
+
 def recent_open(
     engine: Engine, line: str, around: datetime, window: timedelta
 ) -> list[IncidentView]:
@@ -340,10 +393,29 @@ def audit_trail(engine: Engine, incident_id: str) -> list[AuditEntry]:
 
 
 def _keep_details(incident: IncidentData, row: RowMapping) -> dict[str, JsonValue]:
-    """The bot's details, plus those a dispatcher's action added (e.g. `merged_from`)."""
+    """The bot's details, plus what people added: a dispatcher's `merged_from`, and
+    the evidence of fields a human corrected or confirmed."""
     stored: Mapping[str, JsonValue] = row["details"] or {}
     kept = {key: stored[key] for key in _KEPT_DETAILS if key in stored}
-    return {**incident.details, **kept}
+    details = {**incident.details, **kept}
+    confirmed = {name: stored_evidence(stored)[name] for name in _human_confirmed(stored)}
+    if confirmed:
+        details["evidence"] = {**stored_evidence(details), **confirmed}
+    return details
+
+
+def stored_evidence(details: Mapping[str, JsonValue]) -> dict[str, JsonValue]:
+    evidence = details.get("evidence")
+    return dict(evidence) if isinstance(evidence, dict) else {}
+
+
+def _human_confirmed(details: Mapping[str, JsonValue]) -> list[str]:
+    """Incident fields whose value a human set or confirmed."""
+    return [
+        name
+        for name, entry in stored_evidence(details).items()
+        if name in CORRECTABLE and isinstance(entry, dict) and entry.get("confirmed_by_human")
+    ]
 
 
 def _joined() -> Select[tuple[object, ...]]:

@@ -97,6 +97,11 @@ class CallRecord(Base):
     incident_id: Mapped[str | None] = mapped_column(String(64), index=True)
     recording: Mapped[str | None] = mapped_column(String(255))  # under DATA_DIR/recordings
     recording_s: Mapped[float | None] = mapped_column()
+    # quality checks once the call ended: {check: {"passed": bool | None, ...}}
+    qa: Mapped[dict[str, JsonValue] | None] = mapped_column(JsonType)
+    qa_failed: Mapped[int | None] = mapped_column(Integer)  # how many checks failed
+    review_reason: Mapped[str | None] = mapped_column(String(16), index=True)
+    min_asr_confidence: Mapped[float | None] = mapped_column()
 
     turns: Mapped[list[TurnRecord]] = relationship(
         back_populates="call", order_by="TurnRecord.seq", passive_deletes=True
@@ -114,6 +119,7 @@ class TurnRecord(Base):
     seq: Mapped[int] = mapped_column(Integer)
     speaker: Mapped[str] = mapped_column(String(8))  # "caller" | "bot"
     text: Mapped[str] = mapped_column(Text)
+    text_folded: Mapped[str | None] = mapped_column(Text)  # for search without diacritics
     start_ms: Mapped[int | None] = mapped_column(Integer)
     end_ms: Mapped[int | None] = mapped_column(Integer)
     asr_engine: Mapped[str | None] = mapped_column(String(32))
@@ -187,3 +193,30 @@ class AccessLogRecord(Base):
     role: Mapped[str] = mapped_column(String(32))
     action: Mapped[str] = mapped_column(String(64))  # "read_transcript", "read_recording"
     subject: Mapped[str] = mapped_column(String(160), index=True)  # e.g. "call:ms-abc"
+
+
+class ReviewRecord(Base):
+    """A supervisor's quality review of one call: answers to the review form."""
+
+    __tablename__ = "reviews"
+
+    id: Mapped[int] = mapped_column(BigIntId, primary_key=True, autoincrement=True)
+    call_id: Mapped[str] = mapped_column(String(64), index=True)
+    reviewer: Mapped[str] = mapped_column(String(160))
+    at: Mapped[datetime] = mapped_column(UtcDateTime)
+    answers: Mapped[dict[str, JsonValue]] = mapped_column(JsonType)
+    score: Mapped[float | None] = mapped_column()
+    notes: Mapped[str | None] = mapped_column(Text)
+
+
+class AnnotationRecord(Base):
+    """A supervisor's note on one turn of a call."""
+
+    __tablename__ = "annotations"
+
+    id: Mapped[int] = mapped_column(BigIntId, primary_key=True, autoincrement=True)
+    call_id: Mapped[str] = mapped_column(String(64), index=True)
+    seq: Mapped[int] = mapped_column(Integer)
+    author: Mapped[str] = mapped_column(String(160))
+    at: Mapped[datetime] = mapped_column(UtcDateTime)
+    text: Mapped[str] = mapped_column(Text)

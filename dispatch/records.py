@@ -191,12 +191,13 @@ class AccessEntry:
 
 @dataclass(frozen=True, slots=True)
 class StoreChange:
-    """Something dispatchers watch changed: an incident (`version`) or a call's turns (`seq`).
+    """Something changed: an incident (`version`), a call's turns (`seq`), or a call
+    ended (`kind="call"`, published on the node that ended it only).
 
     Published after the write committed, on this node and (PostgreSQL) every node.
     """
 
-    kind: Literal["incident", "turn"]
+    kind: Literal["incident", "turn", "call"]
     incident_id: str | None = None
     call_id: str | None = None
     version: int | None = None  # incidents: the version now stored

@@ -51,6 +51,7 @@ from dispatch.records import (
     IncidentData,
     IncidentStatus,
     IncidentView,
+    JsonValue,
     Speaker,
     StoreChange,
     TurnData,
@@ -59,7 +60,9 @@ from dispatch.records import (
     incident_status,
     speaker,
 )
+from dispatch.review import SqlReviewStore
 from dispatch.schema import migrate
+from dispatch.text import fold
 
 __all__ = [
     "CallStatus",
@@ -141,6 +144,11 @@ class SqlCallStore:
             self._engine = create_database_engine(url, timeout_s, busy_timeout_s, pool_size)
         except (ArgumentError, NoSuchModuleError, ImportError, ValueError) as exc:
             raise StoreUnavailable(f"cannot use database URL: {exc}") from exc
+
+    @property
+    def review(self) -> SqlReviewStore:
+        """Supervisor review: search, quality results, reviews, annotations."""
+        return SqlReviewStore(self._engine, self._run)
 
     @property
     def dialect(self) -> str:
@@ -225,6 +233,7 @@ class SqlCallStore:
         incident_id = await self._run("end_call", partial(self._update_call, call_id, values))
         if incident_id is not None:  # its call is no longer live
             self.feed.publish(StoreChange("incident", incident_id=incident_id))
+        self.feed.publish(StoreChange("call", call_id=call_id))
 
     async def set_recording(self, call_id: str, path: str, duration_s: float) -> None:
         """Note where the call's recording is kept (a path under the recordings directory)."""
@@ -378,6 +387,30 @@ class SqlCallStore:
         self.feed.publish(StoreChange("incident", incident_id=incident_id))
         self.feed.publish(StoreChange("incident", incident_id=into_id, version=survivor.version))
         return survivor
+
+    async def correct_incident(
+        self,
+        incident_id: str,
+        field: str,
+        value: JsonValue,
+        reviewer: str,
+        expected_version: int | None = None,
+    ) -> IncidentView:
+        """A human corrects (or confirms) a field the bot filled; audited as theirs."""
+        actor = f"reviewer:{_name(reviewer)}"
+        work = partial(
+            incidents.correct,
+            self._engine,
+            incident_id,
+            field,
+            value,
+            actor,
+            expected_version,
+            self._announce,
+        )
+        view = await self._run("correct", work)
+        self.feed.publish(StoreChange("incident", incident_id=incident_id, version=view.version))
+        return view
 
     async def duplicate_candidates(self, incident_id: str) -> list[duplicates.Candidate]:
         """Open incidents that may report the same emergency as `incident_id`."""
@@ -680,6 +713,7 @@ def _turn_values(call_id: str, seq: int, turn: TurnData) -> dict[str, object]:
         "seq": seq,
         "speaker": speaker(turn.speaker),
         "text": turn.text,
+        "text_folded": fold(turn.text),
         "start_ms": turn.start_ms,
         "end_ms": turn.end_ms,
         "asr_engine": turn.asr_engine,

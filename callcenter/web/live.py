@@ -64,7 +64,7 @@ class LiveEvents:
     async def run(self) -> None:
         """Render and forward changes until cancelled."""
         async for change in self._feed.changes():
-            if not self._pages:
+            if not self._pages or change.kind == "call":
                 continue
             message = await self._render(change)
             for page in self._pages:

@@ -67,6 +67,7 @@ async def test_changes_are_published_once_committed_and_not_on_identical_retries
         )
         await node_a.end_call("c1", "completed", "caller hung up", datetime.now(UTC))
         assert await next_change(changes) == StoreChange("incident", incident_id="inc-c1")
+        assert await next_change(changes) == StoreChange("call", call_id="c1")
         assert changes.empty()
 
 
