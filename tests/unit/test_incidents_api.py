@@ -29,6 +29,7 @@ from dispatch import IncidentData, SqlCallStore, TurnData
 pytestmark = pytest.mark.unit
 
 PASSWORD = "correct horse battery"
+REPO_DATA = Path(__file__).resolve().parents[2] / "var"  # what `make setup-test` prepared
 
 
 @dataclass
