@@ -8,7 +8,8 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, WebSocket
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from callcenter.auth.errors import AuthStoreUnavailable
 from callcenter.auth.router import auth_router
@@ -103,6 +104,16 @@ def create_app(settings: Settings) -> FastAPI:
             log.error("the browser softphone cannot be loaded: %s", exc)
             center.gateways["webrtc"] = f"failed: cannot load ({exc})"
     app.add_middleware(BodyLimit, max_bytes=MAX_BODY_BYTES)
+
+    @app.get("/metrics", include_in_schema=False)
+    async def metrics() -> Response:
+        """Prometheus metrics (no personal data: counts, latencies, the queue's depth)."""
+        try:
+            for status, count in (await center.store.store.open_counts()).items():
+                center.metrics.queue_depth.labels(status).set(count)
+        except CallbotError as exc:  # the store is starting or down: the rest still counts
+            log.warning("queue depth not measured: %s", exc)
+        return Response(center.metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
 
     @app.websocket("/calls/media-stream")
     async def media_stream(websocket: WebSocket) -> None:

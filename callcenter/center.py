@@ -17,6 +17,7 @@ from asr.factory import AsrEngines, load_engines
 from asr.model import ensure_whisper_model
 from callcenter.chat import ChatService
 from callcenter.events import CallbotError, CallInfo, Language
+from callcenter.metrics import Metrics
 from callcenter.playback import CallOutput
 from callcenter.prompts import all_prompts
 from callcenter.quality import Assessment, assess, review_reason
@@ -42,8 +43,9 @@ class NotReady(CallbotError):
 
 
 class CallCenter:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, metrics: Metrics | None = None) -> None:
         self.settings = settings
+        self.metrics = metrics or Metrics()
         self.components: dict[str, str] = {
             "asr": "starting",
             "tts": "starting",
@@ -51,6 +53,7 @@ class CallCenter:
             "store": "starting",
         }
         self.calls: dict[str, CallSession] = {}
+        self.metrics.watch_calls(lambda: len(self.calls))
         self.gateways: dict[str, str] = {}  # name -> where it listens, or why it failed
         self.started_at = time.monotonic()
         self.ready_after_s: float | None = None
@@ -127,6 +130,7 @@ class CallCenter:
             store=store,
             dialog_model=dialog_model,
             recorder=self.recorder,
+            metrics=self.metrics,
         )
         if self.recorder is not None:
             self._purger = asyncio.create_task(self._purge_recordings(), name="recording-purge")

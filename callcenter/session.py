@@ -35,13 +35,15 @@ from callcenter.events import (
 )
 from callcenter.incidents import EvidenceLog, Utterance, incident_from_turn
 from callcenter.logs import call_context
+from callcenter.metrics import Metrics
 from callcenter.playback import CallOutput, Player
 from callcenter.prompts import Prompt, prompt_text
 from callcenter.recording import CallRecorder, CallRecording
 from callcenter.settings import Settings
-from dialog.base import Dialog
+from dialog.base import Dialog, DialogError
 from dispatch.records import CallStatus, JsonValue
 from dispatch.store import CallStore, TurnData
+from tts.errors import TtsError
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +67,7 @@ class SessionServices:
     store: CallStore
     dialog_model: str = "unknown"  # which dialog model fills incidents (for evidence)
     recorder: CallRecorder | None = None  # None: calls are not recorded
+    metrics: Metrics | None = None
 
 
 @dataclass(slots=True)
@@ -166,7 +169,7 @@ class CallSession:
         self._caller_taps.append(on_caller_audio)
         self.outcome.status = "handed_off"
         self.outcome.handoff_reason = f"taken over by dispatcher {dispatcher}"
-        self.handoff_requested.set()
+        self._request_handoff()
         log.info("call taken over by a dispatcher")
         if self._last_turn is not None:
             await self._save_incident(self._last_turn)
@@ -198,6 +201,8 @@ class CallSession:
         return self.outcome
 
     async def _run(self) -> None:
+        if self._svc.metrics is not None:
+            self._svc.metrics.calls.labels(self.info.line.value, self.info.channel).inc()
         store = self._svc.store
         await self._safe(store.start_call(self.info, datetime.now(UTC)), "store start_call")
         recognizer = CallRecognizer(
@@ -241,6 +246,7 @@ class CallSession:
             )
             speech = await self._speak(turn.reply)
         except (CallbotError, TimeoutError) as exc:
+            self._count_error("dialog" if isinstance(exc, DialogError) else "tts")
             await self._fail_to_human(f"greeting failed: {exc!r}")
             return
         self._last_turn = turn
@@ -259,6 +265,7 @@ class CallSession:
         try:
             await recognizer.run(self._caller_frames(), self._on_asr_event)
         except CallbotError as exc:
+            self._count_error("asr")
             await self._fail_to_human(f"speech recognition failed: {exc!r}")
             # Keep draining caller audio so the gateway never blocks.
             async for _ in self._caller_frames():
@@ -310,6 +317,7 @@ class CallSession:
             )
             speech = await self._speak(turn.reply)
         except (CallbotError, TimeoutError, KeyError) as exc:
+            self._count_error("tts" if isinstance(exc, TtsError) else "dialog")
             await self._fail_to_human(f"dialog turn failed: {exc!r}")
             return
         finally:
@@ -329,6 +337,8 @@ class CallSession:
         def first_audio(at: float) -> None:
             latency_ms = (at - speech_end_at) * 1000
             self.outcome.turn_latencies_ms.append(latency_ms)
+            if self._svc.metrics is not None:
+                self._svc.metrics.reply_latency.observe(latency_ms / 1000)
             log.info(
                 "reply %d: end of speech to first audio %.0f ms (asr %.0f ms)",
                 self._replies,
@@ -349,7 +359,7 @@ class CallSession:
                 else "dialog requested a dispatcher"
             )
             log.info("dispatcher requested: %s", self.outcome.handoff_reason)
-            self.handoff_requested.set()
+            self._request_handoff()
 
     async def _silence_watchdog(self) -> None:
         limit_s = self._settings.silence_reprompt_s
@@ -382,7 +392,7 @@ class CallSession:
         self._muted = True
         self.outcome.status = "handed_off"
         self.outcome.handoff_reason = reason
-        self.handoff_requested.set()
+        self._request_handoff()
         await self._player.interrupt()
         await self._say_prompt(Prompt.HOLD, "hold")
         if self._last_turn is not None:
@@ -408,7 +418,21 @@ class CallSession:
         )
 
     # ----- records ----------------------------------------------------
+    def _count_error(self, component: str) -> None:
+        if self._svc.metrics is not None:
+            self._svc.metrics.errors.labels(component).inc()
+
+    def _count_turn(self, speaker: str) -> None:
+        if self._svc.metrics is not None:
+            self._svc.metrics.turns.labels(speaker).inc()
+
+    def _request_handoff(self) -> None:
+        if not self.handoff_requested.is_set() and self._svc.metrics is not None:
+            self._svc.metrics.handoffs.inc()
+        self.handoff_requested.set()
+
     def _record_caller(self, transcript: Transcript) -> None:
+        self._count_turn("caller")
         self._writes.put_nowait(
             TurnData(
                 speaker="caller",
@@ -422,6 +446,7 @@ class CallSession:
         )
 
     def _record_bot(self, turn: DialogTurn, *, start_ms: int, latency_ms: float | None) -> None:
+        self._count_turn("bot")
         self._writes.put_nowait(
             TurnData(
                 speaker="bot",

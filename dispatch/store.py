@@ -40,7 +40,7 @@ from callcenter.events import CallInfo, Language, Line
 from dispatch import duplicates, incidents
 from dispatch.errors import DispatchError, StoreUnavailable, UnknownCall, UnknownIncident
 from dispatch.feed import CHANNEL, ChangeFeed, encode
-from dispatch.models import AccessLogRecord, Base, CallRecord, TurnRecord, utcnow
+from dispatch.models import AccessLogRecord, Base, CallRecord, IncidentRecord, TurnRecord, utcnow
 from dispatch.records import (
     OPEN_STATUSES,
     AccessEntry,
@@ -337,6 +337,22 @@ class SqlCallStore:
             offset=offset,
         )
         return await self._run("queue", work)
+
+    async def open_counts(self) -> dict[str, int]:
+        """How many incidents are in each open status (the queue's depth)."""
+        return await self._run("open_counts", self._open_counts)
+
+    def _open_counts(self) -> dict[str, int]:
+        table = IncidentRecord.__table__
+        with self._engine.connect() as conn:
+            rows = conn.execute(
+                select(table.c.status, func.count())
+                .where(table.c.status.in_(list(OPEN_STATUSES)))
+                .group_by(table.c.status)
+            ).all()
+        counts: dict[str, int] = dict.fromkeys(OPEN_STATUSES, 0)
+        counts.update({str(status): int(count) for status, count in rows})
+        return counts
 
     async def audit_trail(self, incident_id: str) -> list[AuditEntry]:
         """Every change of an incident, oldest first (empty for an unknown id)."""

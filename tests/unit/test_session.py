@@ -22,6 +22,7 @@ from callcenter.events import (
     Line,
     Speech,
 )
+from callcenter.metrics import Metrics
 from callcenter.recording import CallRecorder
 from callcenter.session import CallSession, SessionServices
 from callcenter.settings import Settings
@@ -184,6 +185,7 @@ def make_session(
     store: FakeStore | None = None,
     dialog: FakeDialog | None = None,
     recorder: CallRecorder | None = None,
+    metrics: Metrics | None = None,
     **settings: Any,
 ) -> tuple[CallSession, FakeOutput, FakeDialog, FakeStore]:
     output, store = FakeOutput(), store or FakeStore()
@@ -196,6 +198,7 @@ def make_session(
         speech=speech or FakeSpeech(),
         store=store,
         recorder=recorder,
+        metrics=metrics,
     )
     info = CallInfo("call-1", Line.FIRE, Language.EN, "0912345678", "test")
     return CallSession(info, services, output), output, dialog, store
