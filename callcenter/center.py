@@ -11,6 +11,7 @@ import resource
 import time
 from collections.abc import Awaitable
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
 from typing import TypeVar
 
 from asr.factory import AsrEngines, load_engines
@@ -36,6 +37,7 @@ from tts.pyttsx3_engine import Pyttsx3Synthesizer
 
 log = logging.getLogger(__name__)
 _T = TypeVar("_T")
+RETENTION_ACTOR = "system:retention"
 
 
 class NotReady(CallbotError):
@@ -132,8 +134,7 @@ class CallCenter:
             recorder=self.recorder,
             metrics=self.metrics,
         )
-        if self.recorder is not None:
-            self._purger = asyncio.create_task(self._purge_recordings(), name="recording-purge")
+        self._purger = asyncio.create_task(self._purge_expired(), name="retention-purge")
         self.ready_after_s = time.monotonic() - self.started_at
         log.info(
             "taking calls after %.1f s (dialog: %s)", self.ready_after_s, self.components["dialog"]
@@ -260,26 +261,37 @@ class CallCenter:
         )
         return assessment
 
-    async def _purge_recordings(self, every_s: float = 3600.0) -> None:
-        """Delete recordings past retention, now and every hour, and say how many."""
-        assert self.recorder is not None
+    async def _purge_expired(self, every_s: float = 3600.0) -> None:
+        """Delete recordings and transcripts past retention, now and every hour; what
+        was purged goes to the access log (admins read it), and a count to the log."""
         while True:
-            deleted = await asyncio.to_thread(
-                self.recorder.purge_expired, self.settings.recording_retention_days
-            )
-            if deleted:
-                try:
-                    forgotten = await self.store.store.forget_recordings(deleted)
-                except CallbotError as exc:
-                    log.error("purged recordings not yet cleared from call records: %s", exc)
-                    forgotten = 0
-                log.info(
-                    "purged %d recordings older than %.0f days (%d call records updated)",
-                    len(deleted),
-                    self.settings.recording_retention_days,
-                    forgotten,
-                )
+            try:
+                await self.purge_expired()
+            except CallbotError as exc:
+                log.error("retention purge failed, will retry: %s", exc)
             await asyncio.sleep(every_s)
+
+    async def purge_expired(self) -> tuple[int, int]:
+        """(recordings, transcripts) purged past their retention."""
+        settings, database = self.settings, self.store.store
+        recordings = 0
+        if self.recorder is not None:
+            deleted = await asyncio.to_thread(
+                self.recorder.purge_expired, settings.recording_retention_days
+            )
+            recordings = await database.forget_recordings(deleted, RETENTION_ACTOR)
+        cutoff = datetime.now(UTC) - timedelta(days=settings.transcript_retention_days)
+        transcripts = len(await database.purge_transcripts(cutoff, RETENTION_ACTOR))
+        if recordings or transcripts:
+            log.info(
+                "retention: purged %d recordings (older than %g days) and %d transcripts "
+                "(older than %g days)",
+                recordings,
+                settings.recording_retention_days,
+                transcripts,
+                settings.transcript_retention_days,
+            )
+        return recordings, transcripts
 
     def _dialog_model(self, dialog: Dialog) -> str:
         """Which model fills incidents: the dialog, and the trained file's digest."""

@@ -93,6 +93,8 @@ class Settings(BaseSettings):
     # Call recordings (both sides), kept under DATA_DIR/recordings
     recordings_enabled: bool = True
     recording_retention_days: float = Field(default=90.0, gt=0)
+    # turns and caller numbers of ended calls; the call record and incident stay
+    transcript_retention_days: float = Field(default=365.0, gt=0)
 
     @property
     def resolved_database_url(self) -> str:

@@ -28,7 +28,19 @@ from datetime import UTC, datetime
 from functools import partial
 from typing import Protocol, TypeVar
 
-from sqlalchemy import Connection, Engine, create_engine, event, func, insert, select, text, update
+from sqlalchemy import (
+    Connection,
+    Engine,
+    create_engine,
+    delete,
+    event,
+    func,
+    insert,
+    or_,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.engine.interfaces import DBAPIConnection
@@ -240,11 +252,53 @@ class SqlCallStore:
         values = {"recording": path, "recording_s": round(duration_s, 2)}
         await self._run("set_recording", partial(self._update_call, call_id, values, False))
 
-    async def forget_recordings(self, paths: Sequence[str]) -> int:
-        """Clear the recording of calls whose files were purged; how many calls."""
+    async def purge_transcripts(self, ended_before: datetime, actor: str) -> list[str]:
+        """Delete the turns and the caller's number of calls that ended before
+        `ended_before`; each purge is written to the access log. The purged call ids."""
+        work = partial(self._purge_transcripts, _aware(ended_before), actor)
+        return await self._run("purge_transcripts", work)
+
+    def _purge_transcripts(self, ended_before: datetime, actor: str) -> list[str]:
+        calls, turns = CallRecord.__table__, TurnRecord.__table__
+        with self._engine.begin() as conn:
+            has_turns = select(turns.c.id).where(turns.c.call_id == calls.c.id).exists()
+            ids = list(
+                conn.execute(
+                    select(calls.c.id)
+                    .where(calls.c.ended_at < ended_before)
+                    .where(or_(has_turns, calls.c.caller_number.is_not(None)))
+                    .limit(5000)
+                ).scalars()
+            )
+            if not ids:
+                return []
+            conn.execute(delete(TurnRecord).where(TurnRecord.call_id.in_(ids)))
+            conn.execute(
+                update(CallRecord).where(CallRecord.id.in_(ids)).values(caller_number=None)
+            )
+            at = utcnow()
+            conn.execute(
+                insert(AccessLogRecord),
+                [
+                    {
+                        "at": at,
+                        "actor": actor,
+                        "role": "system",
+                        "action": "purge_transcript",
+                        "subject": f"call:{call_id}",
+                    }
+                    for call_id in ids
+                ],
+            )
+        return ids
+
+    async def forget_recordings(self, paths: Sequence[str], actor: str) -> int:
+        """Clear the recording of calls whose files were purged, writing each to the
+        access log; how many calls."""
         if not paths:
             return 0
-        return await self._run("forget_recordings", partial(self._forget_recordings, list(paths)))
+        work = partial(self._forget_recordings, list(paths), actor)
+        return await self._run("forget_recordings", work)
 
     async def upsert_incident(self, incident: IncidentData, *, actor: str = "bot") -> None:
         """Insert or update an incident by id, and link its call to it.
@@ -575,14 +629,34 @@ class SqlCallStore:
                 self._announce(conn, StoreChange("incident", incident_id=incident_id))
             return incident_id
 
-    def _forget_recordings(self, paths: list[str]) -> int:
+    def _forget_recordings(self, paths: list[str], actor: str) -> int:
+        calls = CallRecord.__table__
         with self._engine.begin() as conn:
-            result = conn.execute(
+            ids = list(
+                conn.execute(select(calls.c.id).where(calls.c.recording.in_(paths))).scalars()
+            )
+            if not ids:
+                return 0
+            conn.execute(
                 update(CallRecord)
-                .where(CallRecord.recording.in_(paths))
+                .where(CallRecord.id.in_(ids))
                 .values(recording=None, recording_s=None)
             )
-            return int(result.rowcount)
+            at = utcnow()
+            conn.execute(
+                insert(AccessLogRecord),
+                [
+                    {
+                        "at": at,
+                        "actor": actor,
+                        "role": "system",
+                        "action": "purge_recording",
+                        "subject": f"call:{call_id}",
+                    }
+                    for call_id in ids
+                ],
+            )
+            return len(ids)
 
     def _insert_row(self, model: type[Base], values: Mapping[str, object]) -> None:
         with self._engine.begin() as conn:
