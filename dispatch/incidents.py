@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Final
 
-from sqlalchemy import Connection, Engine, RowMapping, Select, insert, select, update
+from sqlalchemy import Connection, Engine, RowMapping, Select, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from callcenter.events import Line
@@ -31,6 +31,7 @@ from dispatch.errors import (
 )
 from dispatch.models import CallRecord, IncidentAuditRecord, IncidentRecord, utcnow
 from dispatch.records import (
+    OPEN_STATUSES,
     AuditEntry,
     IncidentData,
     IncidentStatus,
@@ -297,9 +298,7 @@ def correct(
             evidence = stored_evidence(details)
             entry = evidence.get(field)
             entry = dict(entry) if isinstance(entry, dict) else {}
-            entry.update(
-                {"confirmed_by_human": True, "confirmed_by": actor, "human_value": value}
-            )
+            entry.update({"confirmed_by_human": True, "confirmed_by": actor, "human_value": value})
             evidence[field] = entry
             details["evidence"] = evidence
             changes: dict[str, object] = {field: value, "details": details}
@@ -364,6 +363,19 @@ def queue(
     with engine.connect() as conn:
         rows = conn.execute(query.limit(limit).offset(offset)).mappings().all()
     return [incident_view(row) for row in rows]
+
+
+def open_counts(engine: Engine) -> dict[str, int]:
+    table = IncidentRecord.__table__
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(table.c.status, func.count())
+            .where(table.c.status.in_(list(OPEN_STATUSES)))
+            .group_by(table.c.status)
+        ).all()
+    counts: dict[str, int] = dict.fromkeys(OPEN_STATUSES, 0)
+    counts.update({str(status): int(count) for status, count in rows})
+    return counts
 
 
 def audit_trail(engine: Engine, incident_id: str) -> list[AuditEntry]:

@@ -24,35 +24,28 @@ import logging
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from functools import partial
 from typing import Protocol, TypeVar
 
 from sqlalchemy import (
     Connection,
-    Engine,
-    create_engine,
-    delete,
-    event,
     func,
-    insert,
-    or_,
     select,
     text,
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import URL, make_url
-from sqlalchemy.engine.interfaces import DBAPIConnection
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, IntegrityError, NoSuchModuleError, SQLAlchemyError
 from sqlalchemy.orm import Session
-from sqlalchemy.pool import StaticPool
 
-from callcenter.events import CallInfo, Language, Line
-from dispatch import duplicates, incidents
+from callcenter.events import CallInfo, Line
+from dispatch import duplicates, incidents, privacy
+from dispatch.engine import create_database_engine, normalise_url
 from dispatch.errors import DispatchError, StoreUnavailable, UnknownCall, UnknownIncident
 from dispatch.feed import CHANNEL, ChangeFeed, encode
-from dispatch.models import AccessLogRecord, Base, CallRecord, IncidentRecord, TurnRecord, utcnow
+from dispatch.models import AccessLogRecord, Base, CallRecord, TurnRecord, utcnow
 from dispatch.records import (
     OPEN_STATUSES,
     AccessEntry,
@@ -70,11 +63,18 @@ from dispatch.records import (
     TurnView,
     call_status,
     incident_status,
-    speaker,
 )
 from dispatch.review import SqlReviewStore
+from dispatch.rows import (
+    aware,
+    call_summary,
+    call_view,
+    person_name,
+    reason,
+    turn_values,
+    turn_view,
+)
 from dispatch.schema import migrate
-from dispatch.text import fold
 
 __all__ = [
     "CallStatus",
@@ -151,7 +151,7 @@ class SqlCallStore:
         self._timeout_s = timeout_s
         self._counters: OrderedDict[str, _SeqCounter] = OrderedDict()
         try:
-            url = _normalise_url(make_url(database_url))
+            url = normalise_url(make_url(database_url))
             self._where = url.render_as_string(hide_password=True)
             self._engine = create_database_engine(url, timeout_s, busy_timeout_s, pool_size)
         except (ArgumentError, NoSuchModuleError, ImportError, ValueError) as exc:
@@ -186,7 +186,7 @@ class SqlCallStore:
             "channel": info.channel,
             "caller_number": info.caller_number,
             "status": "in_progress",
-            "started_at": _aware(started_at),
+            "started_at": aware(started_at),
             "handoff": False,
         }
         created = await self._run(
@@ -205,7 +205,7 @@ class SqlCallStore:
             counter.next_seq = 1
 
     async def mark_answered(self, call_id: str, at: datetime) -> None:
-        values = {"answered_at": _aware(at)}
+        values = {"answered_at": aware(at)}
         await self._run("mark_answered", partial(self._update_call, call_id, values, False))
 
     async def add_turn(self, call_id: str, turn: TurnData, *, seq: int | None = None) -> None:
@@ -217,7 +217,7 @@ class SqlCallStore:
             raise ValueError(f"seq must be >= 1, got {seq}")
         else:
             self._note_seq(call_id, seq)
-        values = _turn_values(call_id, seq, turn)
+        values = turn_values(call_id, seq, turn)
         change = StoreChange("turn", call_id=call_id, seq=seq)
         inserted = await self._run(
             "add_turn",
@@ -238,7 +238,7 @@ class SqlCallStore:
         values = {
             "status": status,
             "end_reason": end_reason,
-            "ended_at": _aware(at),
+            "ended_at": aware(at),
             "handoff": status == "handed_off" or handoff_reason is not None,
             "handoff_reason": handoff_reason,
         }
@@ -255,49 +255,15 @@ class SqlCallStore:
     async def purge_transcripts(self, ended_before: datetime, actor: str) -> list[str]:
         """Delete the turns and the caller's number of calls that ended before
         `ended_before`; each purge is written to the access log. The purged call ids."""
-        work = partial(self._purge_transcripts, _aware(ended_before), actor)
+        work = partial(privacy.purge_transcripts, self._engine, aware(ended_before), actor)
         return await self._run("purge_transcripts", work)
-
-    def _purge_transcripts(self, ended_before: datetime, actor: str) -> list[str]:
-        calls, turns = CallRecord.__table__, TurnRecord.__table__
-        with self._engine.begin() as conn:
-            has_turns = select(turns.c.id).where(turns.c.call_id == calls.c.id).exists()
-            ids = list(
-                conn.execute(
-                    select(calls.c.id)
-                    .where(calls.c.ended_at < ended_before)
-                    .where(or_(has_turns, calls.c.caller_number.is_not(None)))
-                    .limit(5000)
-                ).scalars()
-            )
-            if not ids:
-                return []
-            conn.execute(delete(TurnRecord).where(TurnRecord.call_id.in_(ids)))
-            conn.execute(
-                update(CallRecord).where(CallRecord.id.in_(ids)).values(caller_number=None)
-            )
-            at = utcnow()
-            conn.execute(
-                insert(AccessLogRecord),
-                [
-                    {
-                        "at": at,
-                        "actor": actor,
-                        "role": "system",
-                        "action": "purge_transcript",
-                        "subject": f"call:{call_id}",
-                    }
-                    for call_id in ids
-                ],
-            )
-        return ids
 
     async def forget_recordings(self, paths: Sequence[str], actor: str) -> int:
         """Clear the recording of calls whose files were purged, writing each to the
         access log; how many calls."""
         if not paths:
             return 0
-        work = partial(self._forget_recordings, list(paths), actor)
+        work = partial(privacy.forget_recordings, self._engine, list(paths), actor)
         return await self._run("forget_recordings", work)
 
     async def upsert_incident(self, incident: IncidentData, *, actor: str = "bot") -> None:
@@ -318,7 +284,7 @@ class SqlCallStore:
         self, incident_id: str, dispatcher: str, expected_version: int | None = None
     ) -> IncidentView:
         """Claim a new incident for `dispatcher`; `AlreadyClaimed` if another was first."""
-        step = incidents.acknowledge_step(_name(dispatcher), utcnow())
+        step = incidents.acknowledge_step(person_name(dispatcher), utcnow())
         return await self._transition(incident_id, dispatcher, step, expected_version)
 
     async def dispatch_incident(
@@ -344,7 +310,7 @@ class SqlCallStore:
         """Close an acknowledged or dispatched incident with its outcome."""
         if not outcome.strip():
             raise ValueError("closing an incident needs an outcome")
-        step = incidents.close_step(_name(dispatcher), outcome.strip(), utcnow())
+        step = incidents.close_step(person_name(dispatcher), outcome.strip(), utcnow())
         return await self._transition(incident_id, dispatcher, step, expected_version)
 
     # -- reads --------------------------------------------------------------------
@@ -386,7 +352,7 @@ class SqlCallStore:
             line=line,
             category=category,
             priority=priority,
-            since=None if since is None else _aware(since),
+            since=None if since is None else aware(since),
             limit=limit,
             offset=offset,
         )
@@ -394,19 +360,7 @@ class SqlCallStore:
 
     async def open_counts(self) -> dict[str, int]:
         """How many incidents are in each open status (the queue's depth)."""
-        return await self._run("open_counts", self._open_counts)
-
-    def _open_counts(self) -> dict[str, int]:
-        table = IncidentRecord.__table__
-        with self._engine.connect() as conn:
-            rows = conn.execute(
-                select(table.c.status, func.count())
-                .where(table.c.status.in_(list(OPEN_STATUSES)))
-                .group_by(table.c.status)
-            ).all()
-        counts: dict[str, int] = dict.fromkeys(OPEN_STATUSES, 0)
-        counts.update({str(status): int(count) for status, count in rows})
-        return counts
+        return await self._run("open_counts", partial(incidents.open_counts, self._engine))
 
     async def audit_trail(self, incident_id: str) -> list[AuditEntry]:
         """Every change of an incident, oldest first (empty for an unknown id)."""
@@ -421,7 +375,7 @@ class SqlCallStore:
         step: incidents.Transition,
         expected_version: int | None,
     ) -> IncidentView:
-        actor = f"dispatcher:{_name(dispatcher)}"
+        actor = f"dispatcher:{person_name(dispatcher)}"
         work = partial(
             incidents.transition,
             self._engine,
@@ -443,7 +397,7 @@ class SqlCallStore:
         expected_version: int | None = None,
     ) -> IncidentView:
         """Merge the duplicate `incident_id` into `into_id`; answers the survivor."""
-        actor = f"dispatcher:{_name(dispatcher)}"
+        actor = f"dispatcher:{person_name(dispatcher)}"
         work = partial(
             incidents.merge,
             self._engine,
@@ -467,7 +421,7 @@ class SqlCallStore:
         expected_version: int | None = None,
     ) -> IncidentView:
         """A human corrects (or confirms) a field the bot filled; audited as theirs."""
-        actor = f"reviewer:{_name(reviewer)}"
+        actor = f"reviewer:{person_name(reviewer)}"
         work = partial(
             incidents.correct,
             self._engine,
@@ -507,7 +461,9 @@ class SqlCallStore:
             "action": action[:64],
             "subject": subject[:160],
         }
-        await self._run("record_access", partial(self._insert_row, AccessLogRecord, row))
+        await self._run(
+            "record_access", partial(privacy.insert_row, self._engine, AccessLogRecord, row)
+        )
 
     async def access_log(
         self, *, subject: str | None = None, limit: int = 100, offset: int = 0
@@ -517,7 +473,9 @@ class SqlCallStore:
             raise ValueError(f"limit must be in 1..{_MAX_LIST_LIMIT}, got {limit}")
         if offset < 0:
             raise ValueError(f"offset must be >= 0, got {offset}")
-        return await self._run("access_log", partial(self._access_log, subject, limit, offset))
+        return await self._run(
+            "access_log", partial(privacy.access_log, self._engine, subject, limit, offset)
+        )
 
     # -- turn numbering -----------------------------------------------------------
 
@@ -570,11 +528,9 @@ class SqlCallStore:
                 f"{what}: database {self._where} did not answer within {self._timeout_s} s"
             ) from None
         except IntegrityError as exc:
-            raise DispatchError(f"{what}: refused by the database: {_reason(exc)}") from exc
+            raise DispatchError(f"{what}: refused by the database: {reason(exc)}") from exc
         except SQLAlchemyError as exc:
-            raise StoreUnavailable(
-                f"{what}: database {self._where} failed: {_reason(exc)}"
-            ) from exc
+            raise StoreUnavailable(f"{what}: database {self._where} failed: {reason(exc)}") from exc
 
     def _insert_ignore(
         self,
@@ -629,57 +585,6 @@ class SqlCallStore:
                 self._announce(conn, StoreChange("incident", incident_id=incident_id))
             return incident_id
 
-    def _forget_recordings(self, paths: list[str], actor: str) -> int:
-        calls = CallRecord.__table__
-        with self._engine.begin() as conn:
-            ids = list(
-                conn.execute(select(calls.c.id).where(calls.c.recording.in_(paths))).scalars()
-            )
-            if not ids:
-                return 0
-            conn.execute(
-                update(CallRecord)
-                .where(CallRecord.id.in_(ids))
-                .values(recording=None, recording_s=None)
-            )
-            at = utcnow()
-            conn.execute(
-                insert(AccessLogRecord),
-                [
-                    {
-                        "at": at,
-                        "actor": actor,
-                        "role": "system",
-                        "action": "purge_recording",
-                        "subject": f"call:{call_id}",
-                    }
-                    for call_id in ids
-                ],
-            )
-            return len(ids)
-
-    def _insert_row(self, model: type[Base], values: Mapping[str, object]) -> None:
-        with self._engine.begin() as conn:
-            conn.execute(insert(model), [dict(values)])
-
-    def _access_log(self, subject: str | None, limit: int, offset: int) -> list[AccessEntry]:
-        log = AccessLogRecord.__table__
-        query = select(log).order_by(log.c.at.desc(), log.c.id.desc())
-        if subject is not None:
-            query = query.where(log.c.subject == subject)
-        with self._engine.connect() as conn:
-            rows = conn.execute(query.limit(limit).offset(offset)).mappings().all()
-        return [
-            AccessEntry(
-                at=row["at"],
-                actor=row["actor"],
-                role=row["role"],
-                action=row["action"],
-                subject=row["subject"],
-            )
-            for row in rows
-        ]
-
     def _max_seq(self, call_id: str) -> int:
         with self._engine.connect() as conn:
             stored = conn.execute(
@@ -695,7 +600,7 @@ class SqlCallStore:
             turns = session.scalars(
                 select(TurnRecord).where(TurnRecord.call_id == call_id).order_by(TurnRecord.seq)
             ).all()
-            return _call_view(call, [_turn_view(turn) for turn in turns])
+            return call_view(call, [turn_view(turn) for turn in turns])
 
     def _list_calls(self, limit: int) -> list[CallSummary]:
         turn_count = (
@@ -710,168 +615,4 @@ class SqlCallStore:
                 .order_by(CallRecord.started_at.desc(), CallRecord.id)
                 .limit(limit)
             ).all()
-            return [_call_summary(call, int(count)) for call, count in rows]
-
-
-# -- engine set-up ----------------------------------------------------------------
-
-
-def _normalise_url(url: URL) -> URL:
-    if url.drivername == "postgresql":  # psycopg 3 is the driver we ship
-        return url.set(drivername="postgresql+psycopg")
-    return url
-
-
-def create_database_engine(
-    url: URL, timeout_s: float, busy_timeout_s: float, pool_size: int
-) -> Engine:
-    """An engine with this project's settings: SQLite in WAL mode, or PostgreSQL
-    with a statement timeout; parameters are never shown in error messages."""
-    backend = url.get_backend_name()
-    if backend == "sqlite":
-        return _create_sqlite_engine(url, busy_timeout_s)
-    if backend == "postgresql":
-        options = url.query.get("options")
-        extra = f"-c statement_timeout={int(timeout_s * 1000)}"
-        return create_engine(
-            url,
-            hide_parameters=True,  # never put transcripts or numbers in error messages
-            pool_pre_ping=True,
-            pool_size=pool_size,
-            pool_timeout=timeout_s,
-            connect_args={
-                "connect_timeout": max(1, int(timeout_s)),
-                "options": f"{options} {extra}" if isinstance(options, str) else extra,
-            },
-        )
-    raise ValueError(f"unsupported database {backend!r}: use sqlite or postgresql")
-
-
-def _create_sqlite_engine(url: URL, busy_timeout_s: float) -> Engine:
-    in_memory = url.database in (None, "", ":memory:")
-    engine = create_engine(
-        url,
-        hide_parameters=True,
-        connect_args={"timeout": busy_timeout_s, "check_same_thread": False},
-        # One shared connection for an in-memory database, else each thread's
-        # connection would see its own empty database.
-        poolclass=StaticPool if in_memory else None,
-    )
-    busy_timeout_ms = int(busy_timeout_s * 1000)
-
-    @event.listens_for(engine, "connect")
-    def _set_pragmas(dbapi_connection: DBAPIConnection, _record: object) -> None:
-        cursor = dbapi_connection.cursor()
-        try:
-            if not in_memory:
-                cursor.execute("PRAGMA journal_mode=WAL")
-            cursor.execute("PRAGMA synchronous=NORMAL")
-            cursor.execute("PRAGMA foreign_keys=ON")
-            cursor.execute(f"PRAGMA busy_timeout={busy_timeout_ms}")
-        finally:
-            cursor.close()
-
-    return engine
-
-
-# -- conversions ------------------------------------------------------------------
-
-
-def _aware(at: datetime) -> datetime:
-    if at.tzinfo is None:
-        raise ValueError("naive datetime: pass a timezone-aware time (UTC)")
-    return at.astimezone(UTC)
-
-
-def _name(dispatcher: str) -> str:
-    name = dispatcher.strip()
-    if not name:
-        raise ValueError("a dispatcher name is needed")
-    return name
-
-
-def _reason(exc: SQLAlchemyError) -> str:
-    """The driver's message, without SQL (parameters are hidden by the engine)."""
-    orig = getattr(exc, "orig", None)
-    text = str(orig if orig is not None else exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
-
-
-def _turn_values(call_id: str, seq: int, turn: TurnData) -> dict[str, object]:
-    return {
-        "call_id": call_id,
-        "seq": seq,
-        "speaker": speaker(turn.speaker),
-        "text": turn.text,
-        "text_folded": fold(turn.text),
-        "start_ms": turn.start_ms,
-        "end_ms": turn.end_ms,
-        "asr_engine": turn.asr_engine,
-        "asr_confidence": turn.asr_confidence,
-        "decode_ms": turn.decode_ms,
-        "reply_latency_ms": turn.reply_latency_ms,
-        "intent": turn.intent,
-        "intent_confidence": turn.intent_confidence,
-        "slots": dict(turn.slots),
-        "created_at": utcnow(),
-    }
-
-
-def _turn_view(record: TurnRecord) -> TurnView:
-    turn = TurnData(
-        speaker=speaker(record.speaker),
-        text=record.text,
-        start_ms=record.start_ms,
-        end_ms=record.end_ms,
-        asr_engine=record.asr_engine,
-        asr_confidence=record.asr_confidence,
-        decode_ms=record.decode_ms,
-        reply_latency_ms=record.reply_latency_ms,
-        intent=record.intent,
-        intent_confidence=record.intent_confidence,
-        slots=dict(record.slots),
-    )
-    return TurnView(seq=record.seq, turn=turn, created_at=record.created_at)
-
-
-def _call_view(record: CallRecord, turns: list[TurnView]) -> CallView:
-    info = CallInfo(
-        call_id=record.id,
-        line=Line(record.line),
-        language=Language(record.language),
-        caller_number=record.caller_number,
-        channel=record.channel,
-    )
-    return CallView(
-        info=info,
-        status=call_status(record.status),
-        started_at=record.started_at,
-        answered_at=record.answered_at,
-        ended_at=record.ended_at,
-        end_reason=record.end_reason,
-        handoff=record.handoff,
-        handoff_reason=record.handoff_reason,
-        category=record.category,
-        priority=record.priority,
-        incident_id=record.incident_id,
-        turns=tuple(turns),
-        recording=record.recording,
-        recording_s=record.recording_s,
-    )
-
-
-def _call_summary(record: CallRecord, turn_count: int) -> CallSummary:
-    return CallSummary(
-        call_id=record.id,
-        line=Line(record.line),
-        language=Language(record.language),
-        status=call_status(record.status),
-        channel=record.channel,
-        started_at=record.started_at,
-        ended_at=record.ended_at,
-        handoff=record.handoff,
-        category=record.category,
-        priority=record.priority,
-        incident_id=record.incident_id,
-        turn_count=turn_count,
-    )
+            return [call_summary(call, int(count)) for call, count in rows]

@@ -50,7 +50,7 @@ from callcenter.auth.tables import (
     UserRecord,
 )
 from callcenter.auth.tokens import new_secret, plausible_secret, same_secret, secret_digest
-from dispatch.store import create_database_engine
+from dispatch.engine import create_database_engine
 
 __all__ = ["AuthStore", "SqlAuthStore", "utcnow"]
 

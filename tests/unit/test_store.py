@@ -281,7 +281,7 @@ async def test_locked_database_fails_within_the_timeout(database_url: str) -> No
             started = time.perf_counter()
             with pytest.raises(StoreUnavailable):
                 await calls.end_call("call-1", "failed", "test", T0)
-            assert time.perf_counter() - started < 1.0
+            assert time.perf_counter() - started < 2.5  # not the 5 s default; slack for a busy CI
         await calls.end_call("call-1", "failed", "test", T0)  # works again
     finally:
         await calls.close()
