@@ -11,8 +11,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import statistics
-from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -28,6 +26,7 @@ from callcenter.auth.errors import AuthStoreUnavailable
 from callcenter.auth.models import Principal, Role
 from callcenter.center import CallCenter
 from callcenter.events import Line
+from callcenter.web.dashboard import dashboard_figures
 from callcenter.web.incident_json import AuditOut, IncidentOut, audit_out, incident_out
 from callcenter.web.incidents_api import Database, actor_name, refuse
 from callcenter.web.pages import CONSOLE_CSP, PAGE_HEADERS, static_text
@@ -545,59 +544,4 @@ def review_router(form_file: Path | None) -> APIRouter:
     return router
 
 
-def dashboard_figures(
-    calls: list[tuple[datetime, str, str | None, bool, Any]],
-    latencies: list[float],
-    confidences: list[float],
-) -> dict[str, Any]:
-    per_hour: Counter[tuple[str, str]] = Counter()
-    categories: Counter[str] = Counter()
-    handoffs = 0
-    qa_total: Counter[str] = Counter()
-    qa_passed: Counter[str] = Counter()
-    for started_at, line, category, handoff, qa in calls:
-        hour = started_at.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
-        per_hour[(hour.isoformat(), line)] += 1
-        categories[category or "unknown"] += 1
-        handoffs += int(handoff)
-        for name, check in (qa or {}).items():
-            if isinstance(check, dict) and check.get("passed") is not None:
-                qa_total[name] += 1
-                qa_passed[name] += int(check["passed"] is True)
-    latency_edges = [250, 500, 750, 1000, 1250, 1500, 2000, 2500, 3000, 5000, 1e12]
-    confidence_edges = [round(0.1 * i, 1) for i in range(1, 11)]
-    quantiles = statistics.quantiles(latencies, n=20) if len(latencies) >= 2 else []
-    return {
-        "calls": len(calls),
-        "calls_per_hour": [
-            {"hour": hour, "line": line, "count": count}
-            for (hour, line), count in sorted(per_hour.items())
-        ],
-        "categories": dict(categories.most_common()),
-        "latency_ms": {
-            "buckets": _histogram(latencies, latency_edges),
-            "median": round(statistics.median(latencies), 1) if latencies else None,
-            "p95": round(quantiles[18], 1) if quantiles else None,
-        },
-        "handoff_rate": round(handoffs / len(calls), 4) if calls else None,
-        "qa_pass_rates": {
-            name: round(qa_passed[name] / qa_total[name], 4) for name in sorted(qa_total)
-        },
-        "asr_confidence": {"buckets": _histogram(confidences, confidence_edges)},
-    }
-
-
-def _histogram(values: list[float], edges: list[float]) -> list[dict[str, float | int]]:
-    counts = [0] * len(edges)
-    for value in values:
-        for index, edge in enumerate(edges):
-            if value <= edge:
-                counts[index] += 1
-                break
-    return [
-        {"le": edge if edge < 1e11 else None, "count": count}  # type: ignore[dict-item]
-        for edge, count in zip(edges, counts, strict=True)
-    ]
-
-
-__all__ = ["dashboard_figures", "mask_number", "review_router", "score"]
+__all__ = ["mask_number", "review_router", "score"]
