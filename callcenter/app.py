@@ -23,9 +23,10 @@ from callcenter.web.calls_api import calls_router
 from callcenter.web.chat_api import chat_router
 from callcenter.web.exports import exports_router
 from callcenter.web.incidents_api import incidents_router
-from callcenter.web.limits import BodyLimit
+from callcenter.web.limits import BodyLimit, SecurityHeaders
 from callcenter.web.live import LiveEvents, live_router
 from callcenter.web.pages import pages_router
+from callcenter.web.ratelimit import RateLimiter
 from callcenter.web.review_api import review_router
 
 MAX_BODY_BYTES = 64 * 1024  # no request the service takes is near this
@@ -33,7 +34,15 @@ MAX_BODY_BYTES = 64 * 1024  # no request the service takes is near this
 log = logging.getLogger(__name__)
 
 
+class UnsafeConfiguration(CallbotError):
+    """Production mode with default or missing secrets: the service does not start."""
+
+
 def create_app(settings: Settings) -> FastAPI:
+    if settings.environment == "production":
+        problems = settings.production_problems()
+        if problems:
+            raise UnsafeConfiguration("refusing to start in production: " + "; ".join(problems))
     center = CallCenter(settings)
     auth_store = SqlAuthStore(
         settings.resolved_database_url,
@@ -87,8 +96,13 @@ def create_app(settings: Settings) -> FastAPI:
         code, body = center.health()
         return JSONResponse(body, status_code=code)
 
-    app.include_router(chat_router())
-    app.include_router(auth_router(cookie_secure=settings.cookie_secure))
+    app.include_router(chat_router(settings))
+    app.include_router(
+        auth_router(
+            cookie_secure=settings.cookie_secure,
+            logins=RateLimiter(settings.logins_per_ip_per_min, burst=10),
+        )
+    )
     app.include_router(incidents_router())
     app.include_router(calls_router())
     app.include_router(exports_router())
@@ -104,6 +118,7 @@ def create_app(settings: Settings) -> FastAPI:
             log.error("the browser softphone cannot be loaded: %s", exc)
             center.gateways["webrtc"] = f"failed: cannot load ({exc})"
     app.add_middleware(BodyLimit, max_bytes=MAX_BODY_BYTES)
+    app.add_middleware(SecurityHeaders)
 
     @app.get("/metrics", include_in_schema=False)
     async def metrics() -> Response:

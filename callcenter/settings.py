@@ -12,6 +12,7 @@ from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.engine import make_url
 
 AsrEngineName = Literal["viet-asr", "whisper"]
 
@@ -19,6 +20,8 @@ AsrEngineName = Literal["viet-asr", "whisper"]
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="CALLBOT_", extra="ignore")
 
+    # "production" refuses to start with default or missing secrets (production_problems)
+    environment: Literal["development", "production"] = "development"
     http_host: str = "127.0.0.1"
     http_port: int = Field(default=8080, ge=1, le=65535)
     data_dir: Path = Path("./var")
@@ -73,6 +76,13 @@ class Settings(BaseSettings):
     login_max_failures: int = Field(default=5, ge=1)
     login_lockout_s: float = Field(default=15 * 60, gt=0)
 
+    # Rate limits (per node). Generous on purpose: many callers share one address
+    # behind a carrier's NAT, and a frightened caller may retry.
+    chat_opens_per_ip_per_min: float = Field(default=120, gt=0)
+    chat_opens_per_number_per_min: float = Field(default=10, gt=0)
+    chat_messages_per_chat_per_min: float = Field(default=30, gt=0)
+    logins_per_ip_per_min: float = Field(default=30, gt=0)
+
     # Telephony gateways (callcenter.gateways); a port of 0 means any free port,
     # and the address actually used is shown in /health under "gateways".
     sip_enabled: bool = True
@@ -96,6 +106,24 @@ class Settings(BaseSettings):
     # turns and caller numbers of ended calls; the call record and incident stay
     transcript_retention_days: float = Field(default=365.0, gt=0)
 
+    def production_problems(self) -> list[str]:
+        """Why this configuration must not take real calls (empty when it may)."""
+        problems: list[str] = []
+        if self.cookie_secure != "always":
+            problems.append("CALLBOT_COOKIE_SECURE must be 'always' (serve staff pages over https)")
+        if self.rasa_url and not _strong(self.rasa_token):
+            problems.append("CALLBOT_RASA_TOKEN must be a long random secret for an external Rasa")
+        if self.database_url:
+            url = make_url(self.database_url)
+            remote = url.host not in (None, "", "localhost", "127.0.0.1", "::1")
+            if url.get_backend_name() == "postgresql" and remote and not _strong(url.password):
+                problems.append(
+                    "the PostgreSQL password in CALLBOT_DATABASE_URL is missing or weak"
+                )
+        if self.log_level.upper() == "DEBUG":
+            problems.append("CALLBOT_LOG_LEVEL=DEBUG would log transcripts and caller numbers")
+        return problems
+
     @property
     def resolved_database_url(self) -> str:
         if self.database_url:
@@ -105,3 +133,13 @@ class Settings(BaseSettings):
     @property
     def models_dir(self) -> Path:
         return self.data_dir / "models"
+
+
+_WEAK_SECRETS = frozenset(
+    {"changeme", "password", "secret", "postgres", "callbot", "admin", "test"}
+)
+
+
+def _strong(secret: str | None) -> bool:
+    """At least 16 characters and not a well-known default."""
+    return secret is not None and len(secret) >= 16 and secret.lower() not in _WEAK_SECRETS

@@ -26,6 +26,7 @@ from callcenter.auth.deps import (
 )
 from callcenter.auth.errors import AccountLocked, AuthStoreUnavailable, InvalidCredentials
 from callcenter.auth.models import Principal, Role
+from callcenter.web.ratelimit import RateLimiter, client_address
 
 __all__ = ["CookieSecure", "auth_router"]
 
@@ -56,8 +57,11 @@ class PrincipalAnswer(BaseModel):
     expires_at: datetime | None = None
 
 
-def auth_router(*, cookie_secure: CookieSecure = "auto") -> APIRouter:
-    """The `/auth` routes; `cookie_secure="auto"` marks the cookie Secure over https."""
+def auth_router(
+    *, cookie_secure: CookieSecure = "auto", logins: RateLimiter | None = None
+) -> APIRouter:
+    """The `/auth` routes; `cookie_secure="auto"` marks the cookie Secure over https;
+    `logins` limits login attempts per client address (on top of account lockout)."""
     router = APIRouter(prefix="/auth", tags=["auth"])
 
     @router.post(
@@ -80,6 +84,8 @@ def auth_router(*, cookie_secure: CookieSecure = "auto") -> APIRouter:
     )
     async def login(request: Request, response: Response, store: AuthStoreDep) -> LoginAnswer:
         """Open a session: sets the HttpOnly session cookie, answers the CSRF token."""
+        if logins is not None:
+            logins.check(client_address(request), "login attempts from this address")
         username, password = _credentials(await _read_capped(request, MAX_LOGIN_BYTES), request)
         try:
             old_session = request.cookies.get(SESSION_COOKIE)

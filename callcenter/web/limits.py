@@ -1,4 +1,5 @@
-"""A cap on request bodies, for every HTTP route: 413 before anything is parsed."""
+"""Every HTTP answer: a cap on request bodies (413 before anything is parsed), and
+security headers."""
 
 from __future__ import annotations
 
@@ -63,3 +64,34 @@ class BodyLimit:
             }
         )
         await send({"type": "http.response.body", "body": body})
+
+
+SECURITY_HEADERS = (
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"no-referrer"),
+    (b"x-frame-options", b"DENY"),
+    (b"cross-origin-opener-policy", b"same-origin"),
+    (b"permissions-policy", b"microphone=(self), camera=(), geolocation=()"),
+)
+
+
+class SecurityHeaders:
+    """ASGI middleware: adds `SECURITY_HEADERS` to every HTTP answer that lacks them."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                present = {name.lower() for name, _ in headers}
+                headers.extend(item for item in SECURITY_HEADERS if item[0] not in present)
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, with_headers)

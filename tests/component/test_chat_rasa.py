@@ -13,6 +13,7 @@ import pytest_asyncio
 from fastapi import FastAPI
 
 from callcenter.chat import ChatService
+from callcenter.settings import Settings
 from callcenter.web.chat_api import chat_router
 from dialog.categories import CATEGORIES
 from dialog.rasa_dialog import RasaDialog
@@ -53,7 +54,7 @@ async def client(
     store = SqlCallStore(f"sqlite:///{tmp_path / 'chat.db'}")
     await store.create_schema()
     app = FastAPI()
-    app.include_router(chat_router())
+    app.include_router(chat_router(Settings()))
     app.state.center = SimpleNamespace(chat=ChatService(dialog, store, dialog_timeout_s=3.0))
     async with httpx.AsyncClient(
         transport=httpx.ASGITransport(app=app), base_url="http://test"

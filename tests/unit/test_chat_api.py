@@ -13,6 +13,7 @@ from fastapi import FastAPI
 
 from callcenter.chat import ChatService
 from callcenter.events import DialogTurn
+from callcenter.settings import Settings
 from callcenter.web.chat_api import chat_router
 from dialog.base import DialogError
 from dialog.scripted import ScriptedDialog
@@ -36,7 +37,7 @@ async def store(tmp_path: Path) -> AsyncIterator[SqlCallStore]:
 
 def make_client(store: SqlCallStore, dialog: ScriptedDialog | None = None) -> httpx.AsyncClient:
     app = FastAPI()
-    app.include_router(chat_router())
+    app.include_router(chat_router(Settings()))
     service = ChatService(dialog or ScriptedDialog(), store, dialog_timeout_s=1.0)
     app.state.center = SimpleNamespace(chat=service)
     return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test")
@@ -152,7 +153,7 @@ def test_chat_page_is_served_without_external_assets(store: SqlCallStore) -> Non
     from fastapi.testclient import TestClient
 
     app = FastAPI()
-    app.include_router(chat_router())
+    app.include_router(chat_router(Settings()))
     with TestClient(app) as client:
         page = client.get("/chat")
     assert page.status_code == 200
