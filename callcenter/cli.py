@@ -34,6 +34,25 @@ def main(argv: list[str] | None = None) -> int:
     )
     call.add_argument("--save", type=Path, default=None, help="write the bot's side to WAV")
 
+    phone = commands.add_parser(
+        "phone", help="a terminal softphone: talk to a running service (microphone, speaker)"
+    )
+    phone.add_argument("--url", default="ws://127.0.0.1:8080/calls/media-stream")
+    phone.add_argument("--line", choices=["113", "114"], default="114")
+    phone.add_argument("--lang", choices=["vi", "en"], default="vi")
+    phone.add_argument("--from", dest="caller", default="0912345678")
+    phone.add_argument(
+        "--wav",
+        type=Path,
+        action="append",
+        default=None,
+        help="play recording(s) as the caller instead of the microphone, one after each bot reply",
+    )
+    phone.add_argument("--save", type=Path, default=None, help="write the bot's side to WAV")
+    phone.add_argument(
+        "--device", default=None, help="audio device name or index (python -m sounddevice)"
+    )
+
     add_subcommands(commands)
 
     args = parser.parse_args(argv)
@@ -43,18 +62,28 @@ def main(argv: list[str] | None = None) -> int:
         return _serve()
     if args.command == "model":
         return _model(args.dest)
+    if args.command == "phone":
+        if args.wav:  # recordings as the caller: the `call` command's path
+            return asyncio.run(_call(args))
+        from callcenter.softphone import run_phone
+
+        return run_phone(args)
     return asyncio.run(_call(args))
 
 
 def _serve() -> int:
     import uvicorn
 
-    from callcenter.app import create_app
+    from callcenter.app import UnsafeConfiguration, create_app
     from callcenter.logs import setup_logging
 
     settings = Settings()
     setup_logging(settings.log_level, json_lines=settings.log_json)
-    app = create_app(settings)
+    try:
+        app = create_app(settings)
+    except UnsafeConfiguration as exc:
+        print(f"callbot: {exc}", file=sys.stderr)
+        return 2
     uvicorn.run(
         app,
         host=settings.http_host,
