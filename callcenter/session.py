@@ -108,6 +108,7 @@ class CallSession:
         # Set once the call should go to a human (red flag, request, failure):
         # a gateway that can transfer calls (SIP) watches it.
         self.handoff_requested = asyncio.Event()
+        self.ended = asyncio.Event()  # set once the call is over and its record closed
         self._waiting_for_dispatcher = False
         self._taken_over_by: str | None = None
         self._caller_taps: list[Callable[[int, bytes], None]] = []
@@ -180,6 +181,22 @@ class CallSession:
 
         return speak
 
+    async def release(self, on_caller_audio: Callable[[int, bytes], None]) -> None:
+        """The dispatcher's audio ended (they hung up, or their connection dropped):
+        the caller is told to hold, the call stays with the human queue (the bot
+        stays silent but for the hold prompt), and the incident says it waits."""
+        with contextlib.suppress(ValueError):
+            self._caller_taps.remove(on_caller_audio)
+        if self._taken_over_by is None:
+            return
+        log.info("the dispatcher left the call; the caller holds for a dispatcher")
+        self._taken_over_by = None
+        self._waiting_for_dispatcher = True
+        if not self.ended.is_set():
+            await self._say_prompt(Prompt.HOLD, "hold")
+        if self._last_turn is not None:
+            await self._save_incident(self._last_turn)
+
     def dtmf(self, digit: str) -> None:
         log.debug("DTMF %s", digit)
         self._last_activity = time.monotonic()
@@ -198,6 +215,7 @@ class CallSession:
                 self.outcome.handoff_reason = "internal error"
             finally:
                 await self._close_record()
+                self.ended.set()
         return self.outcome
 
     async def _run(self) -> None:

@@ -96,6 +96,8 @@ class Settings(BaseSettings):
     audiosocket_host: str = "127.0.0.1"
     audiosocket_port: int = Field(default=9092, ge=0, le=65535)
     webrtc_enabled: bool = True  # the browser softphone at /phone
+    webrtc_max_calls: int = Field(default=20, ge=1)
+    webrtc_connect_timeout_s: float = Field(default=15.0, gt=0)
 
     # Supervisor review: the scoring form (JSON list of questions; default built in)
     review_form_file: Path | None = None

@@ -62,6 +62,8 @@ class IncidentOut(BaseModel):
     outcome: str | None
     merged_into: str | None
     merged_from: list[str]
+    taken_over_by: str | None  # the dispatcher talking to the caller now
+    waiting_for_dispatcher: bool
     # per field the bot filled: the utterance, confidences, model, confirmations
     evidence: dict[str, dict[str, AnyJson]]
 
@@ -119,6 +121,8 @@ def incident_out(view: IncidentView) -> IncidentOut:
         outcome=life.outcome,
         merged_into=life.merged_into,
         merged_from=_strings(details.get("merged_from")),
+        taken_over_by=_text(details, "taken_over_by"),
+        waiting_for_dispatcher=details.get("waiting_for_dispatcher") is True,
         evidence=_evidence(details.get("evidence")),
     )
 

@@ -73,4 +73,5 @@ def pages_router() -> APIRouter:
 _ASSETS = {
     "dispatch.js": "text/javascript; charset=utf-8",
     "dispatch.css": "text/css; charset=utf-8",
+    "phone.js": "text/javascript; charset=utf-8",
 }

@@ -127,3 +127,32 @@ async def test_no_dispatcher_answering_keeps_the_caller_with_the_bot(executor) -
     session.hangup("caller hung up")
     await asyncio.wait_for(task, 5)
     assert store.incidents[-1].details["waiting_for_dispatcher"] is True
+
+
+async def test_when_the_dispatcher_leaves_the_caller_is_told_to_hold(executor) -> None:
+    session, output, _, store = make_session(
+        executor,
+        texts=["there is a fire", "hello?"],
+        replies=[DialogTurn(reply="help is coming", category="fire", priority=1, handoff=True)],
+    )
+    task = asyncio.create_task(session.run())
+    await wait_for(lambda: "greeting" in output.marks)
+    await say(session, silence(0.3) + tone(1.0) + silence(0.6))
+    await asyncio.wait_for(session.handoff_requested.wait(), 5)
+    heard: list[int] = []
+
+    def tap(at_ms: int, pcm: bytes) -> None:
+        heard.append(at_ms)
+
+    await session.take_over("lan", tap)
+    await session.release(tap)  # the dispatcher's connection dropped
+    await wait_for(lambda: "hold" in output.marks)
+    before = len(heard)
+    await say(session, tone(0.5) + silence(0.6))
+    session.hangup("caller hung up")
+    outcome = await asyncio.wait_for(task, 5)
+    assert session.ended.is_set() and session.taken_over_by is None
+    assert len(heard) == before  # no longer sent to the dispatcher
+    assert outcome.status == "handed_off"
+    details = store.incidents[-1].details
+    assert details["waiting_for_dispatcher"] is True and "taken_over_by" not in details

@@ -68,6 +68,18 @@
       act_dispatch: "Điều lực lượng",
       act_close: "Đóng sự việc",
       act_merge: "Gộp",
+      act_takeover: "Tiếp quản",
+      takeover_mic: "Đang xin quyền micrô…",
+      takeover_connecting: "Đang kết nối với người gọi…",
+      takeover_live: "Bạn đang nói chuyện với người gọi",
+      takeover_end: "Kết thúc",
+      takeover_ended: "Đã kết thúc tiếp quản {id}. Cuộc gọi vẫn chờ điều phối viên; tổng đài tự động không nói nữa.",
+      takeover_call_ended: "Cuộc gọi {id} đã kết thúc.",
+      err_takeover_mic: "Không dùng được micrô",
+      err_takeover_not_live: "Cuộc gọi này không còn diễn ra trên máy chủ này.",
+      err_takeover_taken: "Đã có điều phối viên khác đang nói chuyện với người gọi này.",
+      err_takeover_failed: "Không kết nối được âm thanh với người gọi.",
+      err_takeover_busy: "Bạn đang tiếp quản một cuộc gọi khác.",
       confirm: "Xác nhận",
       cancel: "Hủy (Esc)",
       units_label: "Lực lượng điều đến (cách nhau bằng dấu phẩy)",
@@ -161,6 +173,7 @@
       k_dispatch: "Điều lực lượng",
       k_close: "Đóng sự việc",
       k_merge: "Gộp vào sự việc khác",
+      k_takeover: "Tiếp quản cuộc gọi: nói chuyện với người gọi",
       k_search: "Tìm kiếm",
       k_help: "Hiện / ẩn bảng phím tắt",
       k_escape: "Đóng biểu mẫu / bảng này",
@@ -226,6 +239,18 @@
       act_dispatch: "Dispatch",
       act_close: "Close",
       act_merge: "Merge",
+      act_takeover: "Take over",
+      takeover_mic: "Asking for the microphone…",
+      takeover_connecting: "Connecting to the caller…",
+      takeover_live: "You are talking to the caller",
+      takeover_end: "End",
+      takeover_ended: "Take-over of {id} ended. The call still waits for a dispatcher; the bot stays silent.",
+      takeover_call_ended: "Call {id} has ended.",
+      err_takeover_mic: "The microphone is not available",
+      err_takeover_not_live: "This call is no longer in progress on this server.",
+      err_takeover_taken: "Another dispatcher is already talking with this caller.",
+      err_takeover_failed: "Could not connect audio with the caller.",
+      err_takeover_busy: "You are already talking with another caller.",
       confirm: "Confirm",
       cancel: "Cancel (Esc)",
       units_label: "Units sent (comma separated)",
@@ -319,6 +344,7 @@
       k_dispatch: "Dispatch",
       k_close: "Close",
       k_merge: "Merge into another incident",
+      k_takeover: "Take over the call: talk with the caller",
       k_search: "Search",
       k_help: "Show / hide this help",
       k_escape: "Close forms / this help",
@@ -416,6 +442,7 @@
     announced: new Set(), // ids already announced as new arrivals
     eventCount: 0, // incident events received so far
     recentEvents: [], // [eventCount, Incident], the last few, replayed over a fresh queue load
+    takeover: null, // { id, pc, mic, phase: "mic" | "connecting" | "connected", timer }
   };
 
   const rowCache = new Map(); // id -> <tr>
@@ -670,7 +697,7 @@
     for (const button of document.querySelectorAll(".lang-switch button")) {
       button.setAttribute("aria-pressed", button.dataset.lang === state.lang ? "true" : "false");
     }
-    const hints = { "act-ack": ["act_ack", "a"], "act-dispatch": ["act_dispatch", "d"], "act-close": ["act_close", "c"], "act-merge": ["act_merge", "m"] };
+    const hints = { "act-ack": ["act_ack", "a"], "act-dispatch": ["act_dispatch", "d"], "act-close": ["act_close", "c"], "act-merge": ["act_merge", "m"], "act-takeover": ["act_takeover", "t"] };
     for (const [id, [key, k]] of Object.entries(hints)) {
       const button = document.getElementById(id);
       if (button) button.title = t(key) + " (" + k + ")";
@@ -684,6 +711,7 @@
     renderAudit();
     rerenderTranscript();
     renderDuplicates();
+    renderTakeover();
     updateTitle();
   }
 
@@ -979,6 +1007,8 @@
     if (!inc || !inc.id) return;
     const cur = state.incidents.get(inc.id);
     if (cur && typeof cur.version === "number" && cur.version > inc.version) return;
+    const tk = state.takeover;
+    if (tk && tk.id === inc.id && tk.phase === "connected" && !inc.call_in_progress) takeoverLost(tk);
     if (matchesFilters(inc)) {
       state.incidents.set(inc.id, inc);
     } else {
@@ -1597,13 +1627,14 @@
       case "dispatch": return inc.status === "acknowledged";
       case "close": return inc.status === "acknowledged" || inc.status === "dispatched";
       case "merge": return canMerge(inc);
+      case "takeover": return !!inc.call_in_progress && !!inc.call_id && !state.takeover;
       default: return false;
     }
   }
 
   function updateActionButtons() {
     const inc = state.detailInc;
-    for (const action of ["ack", "dispatch", "close", "merge"]) {
+    for (const action of ["ack", "dispatch", "close", "merge", "takeover"]) {
       const button = document.getElementById("act-" + action);
       button.disabled = state.busy || !allowed(action, inc);
     }
@@ -1776,6 +1807,143 @@
 
   // ---------------------------------------------------------------- keyboard & wiring
 
+  // ---------------------------------------------------------------- take-over
+
+  // The dispatcher's browser joins a live call over WebRTC (microphone and
+  // speaker); once audio flows the bot falls silent. Ending it closes only the
+  // dispatcher's connection: the call stays with the human queue.
+
+  const GATHER_TIMEOUT_MS = 3000;
+  const DISCONNECTED_GRACE_MS = 4000;
+
+  function waitForCandidates(pc) {
+    if (pc.iceGatheringState === "complete") return Promise.resolve();
+    return new Promise((resolve) => {
+      const done = () => {
+        if (pc.iceGatheringState !== "complete") return;
+        pc.removeEventListener("icegatheringstatechange", done);
+        resolve();
+      };
+      pc.addEventListener("icegatheringstatechange", done);
+      window.setTimeout(resolve, GATHER_TIMEOUT_MS);
+    });
+  }
+
+  function renderTakeover() {
+    const tk = state.takeover;
+    const bar = $("#takeover-bar");
+    bar.hidden = !tk;
+    document.body.dataset.takeover = tk ? tk.phase : "";
+    if (!tk) return;
+    bar.dataset.phase = tk.phase;
+    const key = { mic: "takeover_mic", connecting: "takeover_connecting", connected: "takeover_live" }[tk.phase];
+    $("#takeover-text").textContent = t(key);
+    $("#takeover-incident").textContent = tk.id;
+  }
+
+  function endTakeover(message, isError) {
+    const tk = state.takeover;
+    if (!tk) return;
+    state.takeover = null;
+    window.clearTimeout(tk.timer);
+    if (tk.pc) {
+      tk.pc.onconnectionstatechange = null;
+      tk.pc.close();
+    }
+    if (tk.mic) for (const track of tk.mic.getTracks()) track.stop();
+    $("#takeover-audio").srcObject = null;
+    renderTakeover();
+    updateActionButtons();
+    if (message) {
+      if (isError) showActionError(message);
+      else showActionResult(message);
+    }
+  }
+
+  function takeoverLost(tk) {
+    if (state.takeover !== tk) return;
+    const wasConnected = tk.phase === "connected";
+    const inc = state.incidents.get(tk.id) || (state.detailInc && state.detailInc.id === tk.id ? state.detailInc : null);
+    if (!wasConnected) endTakeover(t("err_takeover_failed"), true);
+    else if (inc && !inc.call_in_progress) endTakeover(t("takeover_call_ended", { id: tk.id }), false);
+    else endTakeover(t("takeover_ended", { id: tk.id }), false);
+  }
+
+  function onTakeoverState(tk) {
+    if (state.takeover !== tk) return;
+    const connection = tk.pc.connectionState;
+    window.clearTimeout(tk.timer);
+    if (connection === "connected") {
+      tk.phase = "connected";
+      renderTakeover();
+    } else if (connection === "failed" || connection === "closed") {
+      takeoverLost(tk);
+    } else if (connection === "disconnected") {
+      tk.timer = window.setTimeout(() => {
+        if (state.takeover === tk && tk.pc.connectionState !== "connected") takeoverLost(tk);
+      }, DISCONNECTED_GRACE_MS);
+    }
+  }
+
+  async function startTakeover() {
+    const inc = state.detailInc;
+    if (state.takeover) {
+      showActionError(t("err_takeover_busy"));
+      return;
+    }
+    if (!allowed("takeover", inc) || state.busy) return;
+    closeForms();
+    clearActionMessages();
+    const tk = { id: inc.id, pc: null, mic: null, phase: "mic", timer: 0 };
+    state.takeover = tk;
+    renderTakeover();
+    updateActionButtons();
+    try {
+      tk.mic = await navigator.mediaDevices.getUserMedia({
+        audio: { echoCancellation: true, noiseSuppression: true, autoGainControl: true },
+      });
+    } catch (err) {
+      if (state.takeover === tk) endTakeover(t("err_takeover_mic") + " (" + err.name + ")", true);
+      return;
+    }
+    if (state.takeover !== tk) {
+      for (const track of tk.mic.getTracks()) track.stop();
+      return;
+    }
+    tk.phase = "connecting";
+    renderTakeover();
+    const pc = new RTCPeerConnection({ iceServers: [] });
+    tk.pc = pc;
+    for (const track of tk.mic.getAudioTracks()) pc.addTrack(track, tk.mic);
+    pc.ontrack = (event) => {
+      const audio = $("#takeover-audio");
+      audio.srcObject = event.streams && event.streams[0] ? event.streams[0] : new MediaStream([event.track]);
+      audio.play().catch(() => { /* autoplay allowed after the key press or click */ });
+    };
+    pc.onconnectionstatechange = () => onTakeoverState(tk);
+    try {
+      await pc.setLocalDescription(await pc.createOffer());
+      await waitForCandidates(pc);
+      const answer = await api("POST", incidentPath(tk.id, "takeover"), { sdp: pc.localDescription.sdp, type: "offer" });
+      if (state.takeover !== tk) return;
+      await pc.setRemoteDescription({ type: "answer", sdp: answer.sdp });
+      const sender = pc.getSenders()[0];
+      const transport = sender && sender.transport;
+      if (transport) {
+        // the server hanging up closes DTLS: not every browser reports it as a connection state
+        transport.addEventListener("statechange", () => {
+          if (transport.state === "closed" || transport.state === "failed") takeoverLost(tk);
+        });
+      }
+    } catch (err) {
+      if (state.takeover !== tk || err.status === 401) return;
+      let message = err.message || t("err_takeover_failed");
+      if (err.status === 404) message = t("err_takeover_not_live");
+      else if (err.status === 409) message = t("err_takeover_taken");
+      endTakeover(message, true);
+    }
+  }
+
   function toggleHelp(force) {
     const overlay = $("#help-overlay");
     const show = force === undefined ? overlay.hidden : force;
@@ -1866,6 +2034,13 @@
         if (openSelectedFirst()) break;
         if (allowed("merge", state.detailInc)) {
           openForm("merge");
+          event.preventDefault();
+        }
+        break;
+      case "t":
+        if (openSelectedFirst()) break;
+        if (allowed("takeover", state.detailInc) || state.takeover) {
+          startTakeover();
           event.preventDefault();
         }
         break;
@@ -1961,6 +2136,15 @@
     $("#act-dispatch").addEventListener("click", () => openForm("units"));
     $("#act-close").addEventListener("click", () => openForm("outcome"));
     $("#act-merge").addEventListener("click", () => openForm("merge"));
+    $("#act-takeover").addEventListener("click", startTakeover);
+    $("#takeover-end").addEventListener("click", () => {
+      const tk = state.takeover;
+      if (tk) endTakeover(tk.phase === "connected" ? t("takeover_ended", { id: tk.id }) : "", false);
+    });
+    $("#takeover-incident").addEventListener("click", () => {
+      if (state.takeover) openIncident(state.takeover.id);
+    });
+    window.addEventListener("pagehide", () => endTakeover("", false));
     $("#units-form").addEventListener("submit", submitUnits);
     $("#outcome-form").addEventListener("submit", submitOutcome);
     $("#merge-form").addEventListener("submit", submitMerge);
