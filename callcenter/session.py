@@ -137,7 +137,9 @@ class CallSession:
     def hangup(self, reason: str) -> None:
         """The caller's side ended (hang-up, socket dropped)."""
         if not self._caller_hung_up.is_set():
-            self.outcome.end_reason = reason
+            # the first reason given stands ("caller silent" is not overwritten by
+            # the hang-up that follows it)
+            self.outcome.end_reason = self.outcome.end_reason or reason
             self._caller_hung_up.set()
             try:
                 self._frames.put_nowait(None)

@@ -95,6 +95,8 @@ class Settings(BaseSettings):
     audiosocket_enabled: bool = True
     audiosocket_host: str = "127.0.0.1"
     audiosocket_port: int = Field(default=9092, ge=0, le=65535)
+    audiosocket_line: Literal["113", "114"] | None = None  # unset: from the call's UUID
+    audiosocket_language: Literal["vi", "en"] = "vi"
     webrtc_enabled: bool = True  # the browser softphone at /phone
     webrtc_max_calls: int = Field(default=20, ge=1)
     webrtc_connect_timeout_s: float = Field(default=15.0, gt=0)

@@ -54,6 +54,7 @@ MicSink = Callable[[bytes], None]
 FRAME_S = 0.020
 _BYTES_PER_S = INTERNAL_RATE_HZ * 2
 _MIC_QUEUE_FRAMES = 25  # 0.5 s: beyond that the loop is stalled and old audio is useless
+_BACKLOG_FRAMES = 5  # more microphone frames than this waiting: send them without pacing
 _SPEAKER_MAX_S = 30.0
 _DRAIN_MAX_S = 5.0  # after the call, let the speaker finish at most this much
 _FOREVER_S = 365 * 24 * 3600.0
@@ -333,8 +334,9 @@ class _PhoneCall(MediaStreamCall):
             self._device.play(self._decoder.decode(chunk.payload))
 
     async def send_line(self, frames: list[bytes]) -> None:
-        """Send µ-law frames as the line's next audio, paced 20 ms apart."""
-        await self._say(frames, None, realtime=True)
+        """Send µ-law frames as the line's next audio, paced 20 ms apart; a backlog
+        (the loop was held up) goes at once, so the delay does not stay."""
+        await self._say(frames, None, realtime=len(frames) <= _BACKLOG_FRAMES)
 
 
 @dataclass(frozen=True, slots=True)
@@ -435,11 +437,13 @@ async def _cancel(tasks: Sequence[asyncio.Task[Any]]) -> None:
     """Cancel and wait; cancel again any task that swallowed it (Python 3.11's
     `wait_for` drops a cancellation that arrives as its inner future completes)."""
     pending = {task for task in tasks if not task.done()}
-    while pending:
+    for _ in range(10):
+        if not pending:
+            break
         for task in pending:
             task.cancel()
         _, pending = await asyncio.wait(pending, timeout=0.5)
-    await asyncio.gather(*tasks, return_exceptions=True)
+    await asyncio.gather(*(task for task in tasks if task.done()), return_exceptions=True)
 
 
 # ---------------------------------------------------------------- `callbot phone`
