@@ -133,6 +133,7 @@ class CallCenter:
             dialog_model=dialog_model,
             recorder=self.recorder,
             metrics=self.metrics,
+            lines=asyncio.Semaphore(settings.max_concurrent_calls),
         )
         self._purger = asyncio.create_task(self._purge_expired(), name="retention-purge")
         self.ready_after_s = time.monotonic() - self.started_at

@@ -11,6 +11,7 @@ class Prompt(StrEnum):
     HOLD = "hold"
     STILL_THERE = "still_there"
     SILENT_GOODBYE = "silent_goodbye"
+    ALL_BUSY = "all_busy"
 
 
 _TEXTS: dict[Language, dict[Prompt, str]] = {
@@ -26,6 +27,10 @@ _TEXTS: dict[Language, dict[Prompt, str]] = {
             "Chúng tôi không nghe thấy bạn. Cán bộ trực sẽ gọi lại cho số này. "
             "Nếu cần giúp, hãy gọi lại ngay."
         ),
+        Prompt.ALL_BUSY: (
+            "Tất cả các đường dây đang bận. Xin đừng gác máy, "
+            "cuộc gọi của bạn sẽ được trả lời ngay khi có đường dây trống."
+        ),
     },
     Language.EN: {
         Prompt.HOLD: (
@@ -35,6 +40,10 @@ _TEXTS: dict[Language, dict[Prompt, str]] = {
         Prompt.SILENT_GOODBYE: (
             "We cannot hear you. An officer will call this number back. "
             "If you need help, call again right away."
+        ),
+        Prompt.ALL_BUSY: (
+            "All lines are busy. Please stay on the line: "
+            "your call will be answered as soon as a line is free."
         ),
     },
 }

@@ -68,6 +68,7 @@ class SessionServices:
     dialog_model: str = "unknown"  # which dialog model fills incidents (for evidence)
     recorder: CallRecorder | None = None  # None: calls are not recorded
     metrics: Metrics | None = None
+    lines: asyncio.Semaphore | None = None  # calls this node answers at once (FIFO)
 
 
 @dataclass(slots=True)
@@ -111,6 +112,8 @@ class CallSession:
         self.ended = asyncio.Event()  # set once the call is over and its record closed
         self._waiting_for_dispatcher = False
         self._taken_over_by: str | None = None
+        self._holding_line = False
+        self._waiting_for_line = False
         self._caller_taps: list[Callable[[int, bytes], None]] = []
         if services.recorder is not None:
             self._recording: CallRecording | None = services.recorder.open(info)
@@ -216,6 +219,9 @@ class CallSession:
                 self.outcome.status = "handed_off"
                 self.outcome.handoff_reason = "internal error"
             finally:
+                if self._holding_line and self._svc.lines is not None:
+                    self._svc.lines.release()
+                    self._holding_line = False
                 await self._close_record()
                 self.ended.set()
         return self.outcome
@@ -240,6 +246,12 @@ class CallSession:
             writer = tg.create_task(self._write_turns())
             watchdog = tg.create_task(self._silence_watchdog())
             turns = tg.create_task(self._take_turns())
+            if not await self._wait_for_a_line():
+                for idle in (player, watchdog, turns):
+                    idle.cancel()
+                await self._writes.put(None)
+                await writer
+                return
             await self._greet()
             listening = tg.create_task(self._listen(recognizer))
             done = tg.create_task(self._finished.wait())
@@ -258,6 +270,53 @@ class CallSession:
                 task.cancel()
             await self._writes.put(None)
             await writer
+
+    async def _wait_for_a_line(self) -> bool:
+        """Take one of the node's lines; while all are busy, the caller hears "all
+        lines busy, stay on the line" (at once, then every `busy_prompt_every_s`)
+        and waits in order. False if the caller hung up while waiting."""
+        lines = self._svc.lines
+        if lines is None:
+            return True
+        if not lines.locked():
+            await lines.acquire()
+            self._holding_line = True
+            return True
+        log.warning("all lines busy: the caller waits for a free line")
+        self._waiting_for_line = True
+        drain = asyncio.create_task(self._drain_caller_audio())
+        acquire = asyncio.create_task(lines.acquire())
+        try:
+            while True:
+                await self._say_prompt(Prompt.ALL_BUSY, "busy")
+                await asyncio.wait(
+                    {acquire, drain},
+                    timeout=self._settings.busy_prompt_every_s,
+                    return_when=asyncio.FIRST_COMPLETED,
+                )
+                if acquire.done():
+                    self._holding_line = True
+                    await self._player.interrupt()
+                    return True
+                if drain.done():  # the caller hung up while waiting
+                    self.outcome.status = "handed_off"
+                    self.outcome.handoff_reason = (
+                        "caller hung up while all lines were busy: call back"
+                    )
+                    return False
+        finally:
+            self._waiting_for_line = False
+            drain.cancel()
+            if not acquire.done():
+                acquire.cancel()
+            elif not self._holding_line and not acquire.cancelled():
+                lines.release()  # got a line just as the caller left
+
+    async def _drain_caller_audio(self) -> None:
+        """While queued: nothing listens yet, so drop the caller's audio (it is still
+        recorded); return when the caller hangs up."""
+        while await self._frames.get() is not None:
+            pass
 
     async def _greet(self) -> None:
         try:
@@ -386,7 +445,8 @@ class CallSession:
         while True:
             await asyncio.sleep(0.25)
             waiting_for_dispatcher = self.outcome.status == "handed_off"
-            if self._muted or waiting_for_dispatcher or self._busy or self._player.speaking:
+            busy = self._busy or self._waiting_for_line or self._player.speaking
+            if self._muted or waiting_for_dispatcher or busy:
                 self._last_activity = max(self._last_activity, self._player.finished_at)
                 continue
             quiet_s = time.monotonic() - max(self._last_activity, self._player.finished_at)

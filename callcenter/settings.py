@@ -41,6 +41,11 @@ class Settings(BaseSettings):
     asr_hotwords_vi: str = "cháy nổ cứu cứu hỏa công an cướp trộm tai nạn phường quận số"
     asr_hotwords_en: str = "fire smoke police help ambulance accident robbery street district"
 
+    # Calls answered at once by this node; more callers hear "all lines busy, stay
+    # on the line" and wait in order for a free line (never refused)
+    max_concurrent_calls: int = Field(default=10, ge=1)
+    busy_prompt_every_s: float = Field(default=20.0, gt=0)
+
     # Turn taking
     endpoint_silence_ms: int = Field(default=500, ge=100, le=3000)
     # Whisper starts decoding after this much silence; used if the caller stays quiet

@@ -186,6 +186,7 @@ def make_session(
     dialog: FakeDialog | None = None,
     recorder: CallRecorder | None = None,
     metrics: Metrics | None = None,
+    lines: asyncio.Semaphore | None = None,
     **settings: Any,
 ) -> tuple[CallSession, FakeOutput, FakeDialog, FakeStore]:
     output, store = FakeOutput(), store or FakeStore()
@@ -199,6 +200,7 @@ def make_session(
         store=store,
         recorder=recorder,
         metrics=metrics,
+        lines=lines,
     )
     info = CallInfo("call-1", Line.FIRE, Language.EN, "0912345678", "test")
     return CallSession(info, services, output), output, dialog, store
