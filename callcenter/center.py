@@ -67,6 +67,9 @@ class CallCenter:
         self._listener: asyncio.Task[None] | None = None
         self._purger: asyncio.Task[None] | None = None
         self._assessor: asyncio.Task[None] | None = None
+        self._orphans: asyncio.Task[None] | None = None
+        self.started_wall = datetime.now(UTC)
+        self.accepting = True  # False once shutting down: new calls are refused (try again)
         self.recorder = (
             CallRecorder(settings.data_dir / "recordings") if settings.recordings_enabled else None
         )
@@ -155,7 +158,7 @@ class CallCenter:
     async def open_store(self) -> JournaledStore:
         """The database, with a journal that keeps writes while it is unreachable."""
         url = self.settings.resolved_database_url
-        database = SqlCallStore(url, feed=self.feed)
+        database = SqlCallStore(url, feed=self.feed, node=self.settings.node_name)
         await database.create_schema()
         if database.dialect == "postgresql":  # other nodes' changes, live
             listener = PgChangeListener(url, self.feed)
@@ -164,6 +167,7 @@ class CallCenter:
         self._store = store
         self._replayer = asyncio.create_task(store.run_replayer(), name="journal-replayer")
         self._assessor = asyncio.create_task(self._assess_ended_calls(), name="quality-checks")
+        self._orphans = asyncio.create_task(self._hand_over_orphans(), name="orphaned-calls")
         if store.pending:
             log.warning("journaled writes from an earlier run are being replayed")
         return store
@@ -235,6 +239,23 @@ class CallCenter:
             return
         self._rasa = processes
         self.components["dialog"] = "ok (rasa)"
+
+    async def _hand_over_orphans(self) -> None:
+        """Calls this node was taking when it died: once the journal is replayed,
+        mark them for a dispatcher to call back (their record and incident stay)."""
+        store = self.store
+        try:
+            await store.replay()
+            if store.pending:
+                return  # the database is away: the next start will look again
+            closed = await store.store.close_orphaned_calls(
+                self.started_wall, "the service restarted mid-call: call the caller back"
+            )
+        except CallbotError as exc:
+            log.error("calls left open by an earlier run not yet handed over: %s", exc)
+            return
+        if closed:
+            log.warning("%d calls left open by an earlier run handed to dispatchers", len(closed))
 
     async def _assess_ended_calls(self) -> None:
         """Run the quality checks on every call that ends on this node."""
@@ -314,6 +335,8 @@ class CallCenter:
 
     def open_call(self, info: CallInfo, output: CallOutput) -> CallSession:
         """A new call; answered whenever speech works, even with the dialog down."""
+        if not self.accepting:
+            raise NotReady("service shutting down: call another node")
         if self._services is None:
             raise NotReady(
                 "service starting: "
@@ -334,6 +357,18 @@ class CallCenter:
             if not self.calls:
                 self._no_calls.set()
 
+    async def hand_off_all(self, wait_s: float = 8.0) -> None:
+        """Before stopping: every caller hears the hold prompt and every call goes to
+        a human with what was gathered (at most `wait_s`)."""
+        self.accepting = False
+        sessions = list(self.calls.values())
+        if sessions:
+            log.warning("shutting down: handing %d calls to dispatchers", len(sessions))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(
+                    asyncio.gather(*(s.shut_down(wait_s) for s in sessions)), wait_s + 1
+                )
+
     async def stop(self) -> None:
         for session in list(self.calls.values()):
             session.hangup("service shutting down")
@@ -350,7 +385,7 @@ class CallCenter:
             await self._rasa_dialog.aclose()
         if self._rasa is not None:
             await self._rasa.stop()
-        for task in (self._replayer, self._listener, self._purger, self._assessor):
+        for task in (self._replayer, self._listener, self._purger, self._assessor, self._orphans):
             if task is not None:
                 task.cancel()
                 await asyncio.gather(task, return_exceptions=True)

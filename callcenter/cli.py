@@ -76,6 +76,7 @@ def _serve() -> int:
 
     from callcenter.app import UnsafeConfiguration, create_app
     from callcenter.logs import setup_logging
+    from callcenter.server import GracefulServer
 
     settings = Settings()
     setup_logging(settings.log_level, json_lines=settings.log_json)
@@ -84,13 +85,14 @@ def _serve() -> int:
     except UnsafeConfiguration as exc:
         print(f"callbot: {exc}", file=sys.stderr)
         return 2
-    uvicorn.run(
+    config = uvicorn.Config(
         app,
         host=settings.http_host,
         port=settings.http_port,
         log_config=None,
         ws_max_size=settings.media_max_message_bytes * 4,
     )
+    GracefulServer(config, app.state.center).run()
     return 0
 
 

@@ -83,6 +83,12 @@ class Player:
     async def wait_idle(self) -> None:
         await self._idle.wait()
 
+    async def wait_heard(self) -> None:
+        """Until everything queued was sent and has had time to play (we send up to
+        `lead_ms` ahead): call this before hanging up, so the last words are heard."""
+        await self._idle.wait()
+        await asyncio.sleep(self._lead_s + 0.1)
+
     async def run(self) -> None:
         while True:
             utterance = await self._queue.get()

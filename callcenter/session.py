@@ -186,6 +186,18 @@ class CallSession:
 
         return speak
 
+    async def shut_down(self, wait_s: float = 8.0) -> None:
+        """The service is stopping: the caller hears the hold prompt, the call and
+        what was gathered go to a human (a dispatcher calls back), then it ends."""
+        if self.ended.is_set():
+            return
+        await self._fail_to_human("the service shut down mid-call: call the caller back")
+        self.outcome.end_reason = self.outcome.end_reason or "service shutting down"
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._player.wait_heard(), wait_s)
+        await self._output.close("service shutting down")
+        self.hangup("service shutting down")
+
     async def release(self, on_caller_audio: Callable[[int, bytes], None]) -> None:
         """The dispatcher's audio ended (they hung up, or their connection dropped):
         the caller is told to hold, the call stays with the human queue (the bot
@@ -262,7 +274,7 @@ class CallSession:
                 await listening
                 await self._transcripts.join()
             else:
-                await self._player.wait_idle()
+                await self._player.wait_heard()
                 await self._output.close(self.outcome.end_reason or "completed")
                 self.hangup("bot ended the call")
                 await listening

@@ -7,6 +7,7 @@ runs at import time.
 from __future__ import annotations
 
 import os
+import socket
 from pathlib import Path
 from typing import Literal
 
@@ -22,6 +23,8 @@ class Settings(BaseSettings):
 
     # "production" refuses to start with default or missing secrets (production_problems)
     environment: Literal["development", "production"] = "development"
+    # this node's name, stored with each call it answers (several nodes, one database)
+    node_name: str = Field(default_factory=socket.gethostname, min_length=1, max_length=64)
     http_host: str = "127.0.0.1"
     http_port: int = Field(default=8080, ge=1, le=65535)
     data_dir: Path = Path("./var")

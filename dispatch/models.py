@@ -84,6 +84,7 @@ class CallRecord(Base):
     line: Mapped[str] = mapped_column(String(8))
     language: Mapped[str] = mapped_column(String(8))
     channel: Mapped[str] = mapped_column(String(32))
+    node: Mapped[str | None] = mapped_column(String(64), index=True)  # the node that answered
     caller_number: Mapped[str | None] = mapped_column(String(32))
     status: Mapped[str] = mapped_column(String(16), index=True, default="in_progress")
     started_at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)

@@ -1,4 +1,5 @@
-"""Personal data in the store: who read what (the access log), and retention.
+"""Personal data and the life of call records: the access log, retention, and calls
+left open by a node that died.
 
 Blocking functions on an `Engine`, run by `SqlCallStore` in a worker thread.
 Every purge is itself written to the access log (actor "system:retention").
@@ -100,3 +101,31 @@ def forget_recordings(engine: Engine, paths: list[str], actor: str) -> int:
             ],
         )
         return len(ids)
+
+
+def close_orphans(
+    engine: Engine, node: str, started_before: datetime, reason: str
+) -> list[tuple[str, str | None]]:
+    """Mark `node`'s calls still in progress from before `started_before` as handed
+    off; (call id, incident id) of each."""
+    with engine.begin() as conn:
+        rows = conn.execute(
+            select(CallRecord.id, CallRecord.incident_id).where(
+                CallRecord.node == node,
+                CallRecord.status == "in_progress",
+                CallRecord.started_at < started_before,
+            )
+        ).all()
+        if rows:
+            conn.execute(
+                update(CallRecord)
+                .where(CallRecord.id.in_([row[0] for row in rows]))
+                .values(
+                    status="handed_off",
+                    handoff=True,
+                    handoff_reason=reason,
+                    end_reason="service restarted mid-call",
+                    ended_at=utcnow(),
+                )
+            )
+    return [(str(row[0]), row[1]) for row in rows]

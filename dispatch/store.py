@@ -144,10 +144,12 @@ class SqlCallStore:
         busy_timeout_s: float = 3.0,
         pool_size: int = 5,
         feed: ChangeFeed | None = None,
+        node: str | None = None,
     ) -> None:
         if timeout_s <= 0 or busy_timeout_s <= 0:
             raise ValueError("timeouts must be positive")
         self.feed = feed or ChangeFeed()
+        self.node = node  # written on every call this store starts
         self._timeout_s = timeout_s
         self._counters: OrderedDict[str, _SeqCounter] = OrderedDict()
         try:
@@ -184,6 +186,7 @@ class SqlCallStore:
             "line": info.line.value,
             "language": info.language.value,
             "channel": info.channel,
+            "node": self.node,
             "caller_number": info.caller_number,
             "status": "in_progress",
             "started_at": aware(started_at),
@@ -251,6 +254,21 @@ class SqlCallStore:
         """Note where the call's recording is kept (a path under the recordings directory)."""
         values = {"recording": path, "recording_s": round(duration_s, 2)}
         await self._run("set_recording", partial(self._update_call, call_id, values, False))
+
+    async def close_orphaned_calls(self, started_before: datetime, reason: str) -> list[str]:
+        """Calls this node left "in progress" when it died: handed to a human
+        (a dispatcher calls them back), with `reason`. The ids closed."""
+        if self.node is None:
+            return []
+        work = partial(
+            privacy.close_orphans, self._engine, self.node, aware(started_before), reason
+        )
+        closed: list[tuple[str, str | None]] = await self._run("close_orphaned_calls", work)
+        for call_id, incident_id in closed:
+            if incident_id is not None:
+                self.feed.publish(StoreChange("incident", incident_id=incident_id))
+            self.feed.publish(StoreChange("call", call_id=call_id))
+        return [call_id for call_id, _ in closed]
 
     async def purge_transcripts(self, ended_before: datetime, actor: str) -> list[str]:
         """Delete the turns and the caller's number of calls that ended before
