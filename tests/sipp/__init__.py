@@ -1,0 +1,1 @@
+"""sipp scenarios and the tools around them: RTP captures to replay, and to record."""
