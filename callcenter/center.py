@@ -406,6 +406,7 @@ class CallCenter:
             "status": status,
             "components": components,
             "calls_in_progress": len(self.calls),
+            "max_concurrent_calls": self.settings.max_concurrent_calls,
             "gateways": dict(self.gateways),
             "ready_after_s": self.ready_after_s,
             "rss_mb": _rss_mb(),
