@@ -16,8 +16,8 @@ step() { printf '\n==> %s\n' "$*" >&2; }
 DEB_PACKAGES=(espeak-ng libespeak-ng1 libportaudio2 sox)
 # the tests also drive a real browser (Debian's Chromium; never a browser download)
 # the tests also use real peers: a browser (Debian's Chromium; never a browser
-# download), sipp and baresip for SIP
-if ((WANT_TEST)); then DEB_PACKAGES+=(chromium chromium-driver sip-tester baresip); fi
+# download), sipp and baresip for SIP, Kamailio for the two-node test
+if ((WANT_TEST)); then DEB_PACKAGES+=(chromium chromium-driver sip-tester baresip kamailio); fi
 missing=()
 for pkg in "${DEB_PACKAGES[@]}"; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")

@@ -54,26 +54,42 @@ def vector_reader() -> Callable[[Any], bytes]:
 
 
 class MediaPort(pj.AudioMediaPort):  # type: ignore[misc]
-    """The bot's end of a call leg in pjsip's conference bridge (16 kHz, 20 ms)."""
+    """The bot's end of a call leg in pjsip's conference bridge (16 kHz, 20 ms).
 
-    def __init__(self, audio: CallAudio[object], read: Callable[[Any], bytes]) -> None:
+    Ports are never freed while pjsip runs: freeing one while the bridge's clock
+    thread is inside its callback crashed the process. A port whose leg ended is
+    detached (it then hears nothing and sends silence) and reused for a later
+    leg; there are never more ports than calls at once.
+    """
+
+    def __init__(self, read: Callable[[Any], bytes]) -> None:
         super().__init__()
-        self._audio = audio
+        self._audio: CallAudio[object] | None = None
         self._read = read
         self._silence = pj.ByteVector(bytes(FRAME_BYTES))
         self._zeros = bytes(FRAME_BYTES)
 
+    def attach(self, audio: CallAudio[object]) -> None:
+        self._audio = audio
+
+    def detach(self) -> None:
+        self._audio = None
+
     def onFrameReceived(self, frame: Any) -> None:
+        audio = self._audio
+        if audio is None:
+            return
         try:
             pcm = self._read(frame.buf) if frame.type == pj.PJMEDIA_FRAME_TYPE_AUDIO else b""
             # No RTP is silence: the session's clock keeps pace with the line.
-            self._audio.received(pcm if len(pcm) == FRAME_BYTES else self._zeros)
+            audio.received(pcm if len(pcm) == FRAME_BYTES else self._zeros)
         except Exception:  # an exception must never unwind into pjsip's clock thread
             log.exception("media port: receiving a frame failed")
 
     def onFrameRequested(self, frame: Any) -> None:
+        audio = self._audio
         try:
-            vector = self._audio.next_frame()
+            vector = None if audio is None else audio.next_frame()
             frame.type = pj.PJMEDIA_FRAME_TYPE_AUDIO
             frame.buf = self._silence if vector is None else vector
             frame.size = FRAME_BYTES

@@ -55,7 +55,6 @@ from callcenter.gateways.sip_media import (
 log = logging.getLogger(__name__)
 _T = TypeVar("_T")
 
-_GRAVE_S = 1.0  # a dead leg's media port lives this long (the bridge removes ports lazily)
 _PREFERRED_CODECS = ("PCMA/8000/1", "PCMU/8000/1")  # A-law first, as on Vietnam's network
 _PJ_ETOOMANY = 70010  # pjlib's "too many objects": every pjsua call slot is taken
 _MEDIA_THREADS = frozenset({"clock", "media"})  # pjlib's names for the bridge clock and RTP I/O
@@ -124,7 +123,8 @@ class PjsipThread:
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
         self._legs: dict[str, _Leg] = {}
-        self._graves: list[tuple[float, MediaPort]] = []
+        self._ports_made: list[MediaPort] = []  # all of them, kept until pjsip stops
+        self._spare_ports: list[MediaPort] = []
         self.call_limit = config.max_calls  # lowered at start to what pjsua was built for
         self._read = vector_reader()
         self._boosted: set[int] = set()
@@ -220,7 +220,6 @@ class PjsipThread:
             while not self._stopping.is_set():
                 self._run_commands()
                 self._endpoint.libHandleEvents(self._config.poll_ms)
-                self._bury()
         except Exception:  # the loop must not die silently: log, then free the stack
             log.exception("the SIP thread failed; SIP calls are no longer taken")
         finally:
@@ -405,10 +404,11 @@ class PjsipThread:
             del self._legs[key]
             # The Call object goes now, as pjsua2 asks: its destructor hangs up
             # whatever call holds its slot, and pjsua reuses slots at once. The
-            # media port waits a moment for the bridge to let it go (see _bury).
+            # media port is detached and kept for a later leg (see MediaPort).
             leg.call = None
             if leg.port is not None:
-                self._graves.append((time.monotonic(), leg.port))
+                leg.port.detach()
+                self._spare_ports.append(leg.port)
                 leg.port = None
             self._post(CallEnded(key, int(info.lastStatusCode), str(info.lastReason), leg.by_us))
 
@@ -422,21 +422,20 @@ class PjsipThread:
                 continue
             call_media = leg.call.getAudioMedia(index)
             if leg.port is None:
-                port = MediaPort(leg.audio, self._read)
-                fmt = pj.MediaFormatAudio()
-                fmt.init(pj.PJMEDIA_FORMAT_PCM, INTERNAL_RATE_HZ, 1, 20_000, 16)
-                port.createPort(f"bot-{key}", fmt)
+                if self._spare_ports:
+                    port = self._spare_ports.pop()
+                else:
+                    port = MediaPort(self._read)
+                    fmt = pj.MediaFormatAudio()
+                    fmt.init(pj.PJMEDIA_FORMAT_PCM, INTERNAL_RATE_HZ, 1, 20_000, 16)
+                    port.createPort(f"bot-{len(self._ports_made)}", fmt)
+                    self._ports_made.append(port)
+                port.attach(leg.audio)
                 leg.port = port
             call_media.startTransmit(leg.port)
             leg.port.startTransmit(call_media)
             raise_media_thread_priority(_MEDIA_THREADS, self._boosted)
             return
-
-    def _bury(self) -> None:
-        """Free dead legs' media ports once the bridge has surely let go of them."""
-        if self._graves and time.monotonic() - self._graves[0][0] > _GRAVE_S:
-            now = time.monotonic()
-            self._graves = [grave for grave in self._graves if now - grave[0] <= _GRAVE_S]
 
     def _shutdown(self) -> None:
         endpoint = self._endpoint
@@ -451,9 +450,11 @@ class PjsipThread:
         self._destroy()
 
     def _destroy(self) -> None:
-        """Free pjsua2 objects (calls, ports, account) before the library itself."""
+        """Free pjsua2 objects: calls and the account before the library, media ports
+        after it (see MediaPort)."""
         self._legs.clear()
-        self._graves.clear()
+        for port in self._ports_made:
+            port.detach()
         if self._account is not None:
             try:
                 self._account.shutdown()
@@ -466,4 +467,7 @@ class PjsipThread:
             except pj.Error as exc:
                 log.warning("pjsua2 libDestroy: %s", exc.info())
             self._endpoint = None
+        # Only now, with pjsip's media clock stopped, can ports be freed safely.
+        self._spare_ports.clear()
+        self._ports_made.clear()
         self._writer = None
