@@ -31,5 +31,15 @@ bench: setup-test
 	$(VENV)/bin/python -m bench.bench_rasa
 	@echo "start the service (make run) and then: $(VENV)/bin/python -m bench.bench_turns"
 
+# Hostile input, searched wider than in `make test`: FUZZ_EXAMPLES examples per
+# property (a twentieth of that per API operation, token and mode), at random
+# rather than derandomised. About 6 minutes on 2 cores; bounded by FUZZ_TIMEOUT_S.
+FUZZ_EXAMPLES ?= 2000
+FUZZ_TIMEOUT_S ?= 1800
+.PHONY: fuzz
+fuzz: setup
+	CALLBOT_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) timeout $(FUZZ_TIMEOUT_S) \
+		$(VENV)/bin/python -m pytest -q -p no:cacheprovider -s tests/fuzz
+
 clean:
 	rm -rf $(VENV) .venv-rasa var .mypy_cache .ruff_cache
