@@ -281,7 +281,8 @@ class MediaStreamCall:
         senders = [t for t in self._tasks if t.get_name() != "media-client-receive"]
         for task in senders:  # no frame may follow `stop`
             task.cancel()
-        await asyncio.gather(*senders, return_exceptions=True)
+        if senders:  # bounded: on 3.11 a wait_for can swallow a cancellation
+            await asyncio.wait(senders, timeout=2.0)
         ws = self._ws
         if ws is not None and self.record.closed_s is None:
             with contextlib.suppress(ConnectionClosed, OSError, TimeoutError):
@@ -303,7 +304,8 @@ class MediaStreamCall:
             await asyncio.wait_for(asyncio.gather(*receivers, return_exceptions=True), 1.0)
         for task in receivers:
             task.cancel()
-        await asyncio.gather(*receivers, return_exceptions=True)
+        if receivers:
+            await asyncio.wait(receivers, timeout=2.0)
         self._fail_queued(MediaStreamError("the call was hung up"))
         if self.record.closed_s is None:
             self.record.close_code = None if ws is None else ws.close_code

@@ -85,7 +85,7 @@ def parse_message(raw: str | bytes) -> Message:
         raise ProtocolError("binary messages are not part of the protocol; send JSON text")
     try:
         data = json.loads(raw)
-    except (json.JSONDecodeError, RecursionError) as exc:
+    except (ValueError, RecursionError) as exc:  # JSONDecodeError, or a 4,300-digit int
         raise ProtocolError(f"malformed JSON: {exc}") from None
     if not isinstance(data, dict):
         raise ProtocolError("a message must be a JSON object")
@@ -172,10 +172,12 @@ def _parse_media(data: dict[str, Any], stream_sid: str) -> Media:
         audio = base64.b64decode(payload, validate=True)
     except (binascii.Error, ValueError):
         raise ProtocolError("media.payload is not valid base64") from None
+    if len(audio) > MAX_MEDIA_PAYLOAD_BYTES:
+        raise ProtocolError(f"media.payload over {MAX_MEDIA_PAYLOAD_BYTES} bytes")
     timestamp = media.get("timestamp")
     try:
         timestamp_ms = int(timestamp) if timestamp is not None else None
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # e.g. 1e999 (infinity)
         timestamp_ms = None
     return Media(stream_sid, audio, timestamp_ms)
 

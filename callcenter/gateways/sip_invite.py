@@ -97,11 +97,37 @@ def caller_number(headers: dict[str, str]) -> str | None:
     """The caller's number: the network-asserted identity (P-Asserted-Identity)
     when the carrier sends one, else the From user; None when withheld."""
     for name in ("p-asserted-identity", "from"):
-        for value in headers.get(name, "").split(","):  # PAI may list sip: and tel:
+        for value in _header_values(headers.get(name, "")):  # PAI may list sip: and tel:
             user = uri_user(_header_uri(value))
             if user is not None and user.lower() not in _WITHHELD:
                 return user
     return None
+
+
+def _header_values(header: str) -> list[str]:
+    """A header's comma-separated values; commas inside quotes or <...> do not split
+    ('"Lan, tel:113" <sip:0912@carrier>' is one value)."""
+    values: list[str] = []
+    current: list[str] = []
+    quoted, escaped, angle = False, False, 0
+    for ch in header:
+        if escaped:
+            escaped = False
+        elif ch == "\\" and quoted:
+            escaped = True
+        elif ch == '"':
+            quoted = not quoted
+        elif ch == "<" and not quoted:
+            angle += 1
+        elif ch == ">" and not quoted and angle:
+            angle -= 1
+        elif ch == "," and not quoted and not angle:
+            values.append("".join(current))
+            current = []
+            continue
+        current.append(ch)
+    values.append("".join(current))
+    return values
 
 
 def uri_user(uri: str) -> str | None:
@@ -169,14 +195,20 @@ def sdp_audio_codecs(sdp: str) -> frozenset[str]:
             fields = line[2:].split()
             in_audio = len(fields) >= 4 and fields[0] == "audio" and fields[1] != "0"
             if in_audio:
-                payloads.extend(int(pt) for pt in fields[3:] if pt.isdigit())
+                payloads.extend(int(pt) for pt in fields[3:] if _payload_type(pt))
         elif in_audio and line.startswith("a=rtpmap:"):
             number, _, encoding = line[len("a=rtpmap:") :].partition(" ")
-            if number.isdigit():
+            if _payload_type(number):
                 rtpmap[int(number)] = encoding.split("/")[0].strip().upper()
     names = {rtpmap.get(pt) or _STATIC_PAYLOADS.get(pt, f"PT{pt}") for pt in payloads}
     names.discard("TELEPHONE-EVENT")
     return frozenset(names)
+
+
+def _payload_type(text: str) -> bool:
+    """An RTP payload type: 1-3 ASCII digits (str.isdigit also takes "²" and 5,000-digit
+    numbers, which int() refuses)."""
+    return 1 <= len(text) <= 3 and text.isascii() and text.isdigit()
 
 
 def _request_uri(request_line: str) -> str:

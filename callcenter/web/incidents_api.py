@@ -40,6 +40,29 @@ IncidentId = Annotated[str, Path(min_length=1, max_length=64)]
 StatusFilter = Literal["new", "acknowledged", "dispatched", "closed", "merged", "open", "all"]
 
 
+class Problem(BaseModel):
+    """An error answer: a sentence, or (malformed input) FastAPI's list of problems."""
+
+    detail: str | list[dict[str, Any]]
+
+
+INVALID: dict[int | str, dict[str, Any]] = {
+    422: {"model": Problem, "description": "malformed or out-of-range input"}
+}
+EARLIEST_YEAR, LATEST_YEAR = 2000, 2100
+
+
+def check_time(value: datetime | None, name: str) -> datetime | None:
+    """A query time with a zone, between 2000 and 2100 (else 422)."""
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        raise HTTPException(422, f"{name} needs a time zone, e.g. 2026-11-30T08:00:00+07:00")
+    if not EARLIEST_YEAR <= value.year <= LATEST_YEAR:
+        raise HTTPException(422, f"{name} must be between {EARLIEST_YEAR} and {LATEST_YEAR}")
+    return value
+
+
 class _Body(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -198,7 +221,7 @@ def _statuses(wanted: list[StatusFilter] | None) -> tuple[IncidentStatus, ...]:
 def incidents_router() -> APIRouter:
     router = APIRouter(prefix="/api/v1", tags=["incidents"])
 
-    @router.get("/incidents", responses=_ERRORS)
+    @router.get("/incidents", responses={**_ERRORS, **INVALID})
     async def list_incidents(
         principal: StaffPrincipal,
         database: Database,
@@ -211,8 +234,7 @@ def incidents_router() -> APIRouter:
         offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
     ) -> IncidentPage:
         """The queue: most urgent first (priority 1), then oldest first. Default: open ones."""
-        if since is not None and since.tzinfo is None:
-            raise HTTPException(422, "since needs a time zone, e.g. 2026-11-30T08:00:00+07:00")
+        since = check_time(since, "since")
         try:
             views = await database.queue(
                 status=_statuses(status_),

@@ -52,8 +52,8 @@ class RateLimiter:
         self._buckets[key] = bucket  # most recent last
         while len(self._buckets) > self._max_keys:
             self._buckets.popitem(last=False)
-        if bucket.tokens >= 1:
-            bucket.tokens -= 1
+        if bucket.tokens >= 1 - 1e-9:  # float slack: a client that waited as told gets in
+            bucket.tokens = max(0.0, bucket.tokens - 1)
             return 0.0
         return (1 - bucket.tokens) / self._rate_per_s
 

@@ -28,7 +28,7 @@ from callcenter.center import CallCenter
 from callcenter.events import Line
 from callcenter.web.dashboard import dashboard_figures
 from callcenter.web.incident_json import AuditOut, IncidentOut, audit_out, incident_out
-from callcenter.web.incidents_api import Database, actor_name, refuse
+from callcenter.web.incidents_api import INVALID, Database, actor_name, check_time, refuse
 from callcenter.web.pages import CONSOLE_CSP, PAGE_HEADERS, static_text
 from dispatch.errors import DispatchError, UnknownCall
 from dispatch.records import CallStatus
@@ -248,8 +248,15 @@ def score(answers: dict[str, bool | int], form: list[dict[str, Any]]) -> float |
     return None if possible == 0 else round(100 * earned / possible, 1)
 
 
+def date_range(since: datetime | None, until: datetime | None) -> tuple[datetime, datetime]:
+    """The range asked for (default: the 7 days up to now), checked (else 422)."""
+    until = check_time(until, "until") or datetime.now(UTC)
+    since = check_time(since, "since") or until - timedelta(days=7)
+    return since, until
+
+
 def review_router(form_file: Path | None) -> APIRouter:
-    router = APIRouter(tags=["review"])
+    router = APIRouter(tags=["review"], responses=INVALID)
     form = review_form(form_file)
     form_ids = {str(q["id"]): q["kind"] for q in form}
 
@@ -300,9 +307,7 @@ def review_router(form_file: Path | None) -> APIRouter:
         offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
     ) -> CallPage:
         """Calls, newest first: text search (with or without diacritics) and filters."""
-        for value in (since, until):
-            if value is not None and value.tzinfo is None:
-                raise HTTPException(422, "times need a zone, e.g. 2026-11-30T08:00:00+07:00")
+        since, until = check_time(since, "since"), check_time(until, "until")
         query = CallQuery(
             text=q,
             line=line,
@@ -485,10 +490,7 @@ def review_router(form_file: Path | None) -> APIRouter:
         line: Line | None = None,
     ) -> dict[str, Any]:
         """Figures for the dashboard over a range (default: the last 7 days; at most 366)."""
-        until = until or datetime.now(UTC)
-        since = since or until - timedelta(days=7)
-        if since.tzinfo is None or until.tzinfo is None:
-            raise HTTPException(422, "times need a zone, e.g. 2026-11-30T08:00:00+07:00")
+        since, until = date_range(since, until)
         try:
             rows = await database.review.stats_rows(since, until, line)
         except (DispatchError, ValueError) as exc:
@@ -504,8 +506,7 @@ def review_router(form_file: Path | None) -> APIRouter:
         line: Line | None = None,
     ) -> Response:
         """The calls of a range as CSV (no transcripts; numbers masked but for admins)."""
-        until = until or datetime.now(UTC)
-        since = since or until - timedelta(days=7)
+        since, until = date_range(since, until)
         out = io.StringIO()
         writer = csv.writer(out)
         columns = list(CallRowOut.model_fields)

@@ -74,8 +74,6 @@ class Tally:
     requests: int = 0
     statuses: collections.Counter[int] = field(default_factory=collections.Counter)
     undocumented: dict[str, dict[int, str]] = field(default_factory=dict)  # a sample answer each
-    known_gaps: int = 0
-    known_date_overflows: int = 0
     failures: list[str] = field(default_factory=list)
     seconds: float = 0.0
 
@@ -193,33 +191,6 @@ def _accepted_503(operation: Any, response: requests.Response) -> bool:
     )
 
 
-def _known_date_overflow(case: Any, response: requests.Response) -> bool:
-    """Known bugs (xfail tests below): a `since`/`until` near year 1 or 9999 overflows
-    when shifted (7 days back, or to UTC) and answers 500, or 503 "database unreachable"."""
-    if response.status_code not in (500, 503):
-        return False
-    for name in ("since", "until"):
-        value = (case.query or {}).get(name)
-        try:
-            at = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-        except ValueError:
-            continue
-        if at.year in (1, 9999):
-            return True
-    return False
-
-
-def _known_schema_gap(operation: Any, response: requests.Response) -> bool:
-    """Known finding (xfail test below): the review API answers its own 422s with a
-    string `detail`; its schema (FastAPI's default) documents a list of errors."""
-    if response.status_code != 422 or not operation.path.startswith("/api/v1/review/"):
-        return False
-    try:
-        return isinstance(response.json().get("detail"), str)
-    except ValueError:
-        return False
-
-
 def _exercise(
     operation: Any,
     mode: GenerationMode,
@@ -253,15 +224,10 @@ def _exercise(
         if str(response.status_code) not in documented:
             samples = tally.undocumented.setdefault(label, {})
             samples.setdefault(response.status_code, response.text[:80])
-        if _known_date_overflow(case, response):
-            tally.known_date_overflows += 1
-            return
         assert response.status_code < 500 or _accepted_503(operation, response), (
             f"{response.status_code} {response.text[:300]!r}\n{case.as_curl_command()}"
         )
-        if _known_schema_gap(operation, response):
-            tally.known_gaps += 1
-        elif str(response.status_code) in documented:
+        if str(response.status_code) in documented:
             case.validate_response(
                 response, checks=[response_schema_conformance, content_type_conformance]
             )
@@ -293,9 +259,7 @@ def test_every_operation_answers_without_a_server_error(
     tally.seconds = time.perf_counter() - started
     print(
         f"\n[{role or 'no token'}] {tally.requests} requests in {tally.seconds:.1f} s; "
-        f"statuses {dict(sorted(tally.statuses.items()))}; "
-        f"known: review 422s with a string detail {tally.known_gaps}, "
-        f"5xx for dates near year 1 or 9999 {tally.known_date_overflows}"
+        f"statuses {dict(sorted(tally.statuses.items()))}"
     )
     for label, samples in sorted(tally.undocumented.items()):
         for code, sample in sorted(samples.items()):
@@ -304,16 +268,9 @@ def test_every_operation_answers_without_a_server_error(
     assert not tally.failures, "\n\n".join(tally.failures)
 
 
-# -- findings (xfail until service code is fixed) ------------------------------------
+# -- findings, fixed; kept as regression tests --------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=BaseExceptionGroup,
-    reason="finding: review_api.py raises HTTPException(422, 'text') without declaring 422, "
-    "so the schema documents FastAPI's HTTPValidationError (detail: a list) while the "
-    "answer's detail is a string; also for the review, correction and export routes",
-)
 def test_a_refused_review_query_answers_as_the_schema_says(live_app: LiveApp) -> None:
     schema = schemathesis.openapi.from_url(f"{live_app.base_url}/openapi.json")
     case = schema["/api/v1/review/stats"]["GET"].Case(
@@ -325,11 +282,6 @@ def test_a_refused_review_query_answers_as_the_schema_says(live_app: LiveApp) ->
     case.validate_response(response, checks=[response_schema_conformance])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: review_api.stats and review_api.export_csv compute `until - timedelta(days=7)` "
-    "unguarded; an `until` in the first 7 days of year 1 raises OverflowError: 500",
-)
 @pytest.mark.parametrize("path", ["/api/v1/review/stats", "/api/v1/review/export.csv"])
 def test_a_review_range_ending_in_year_1_is_refused_not_a_server_error(
     live_app: LiveApp, path: str
@@ -343,11 +295,6 @@ def test_a_review_range_ending_in_year_1_is_refused_not_a_server_error(
     assert response.status_code == 422, (response.status_code, response.text)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: incidents_api.list_incidents passes `since` to dispatch.rows.aware, whose "
-    "astimezone(UTC) overflows for 0001-01-01T00:00:00+14:00 (or 9999-12-31T23:59:59-14:00): 500",
-)
 @pytest.mark.parametrize("since", ["0001-01-01T00:00:00+14:00", "9999-12-31T23:59:59-14:00"])
 def test_a_queue_filter_at_the_edge_of_time_is_refused_not_a_server_error(
     live_app: LiveApp, since: str
@@ -361,12 +308,6 @@ def test_a_queue_filter_at_the_edge_of_time_is_refused_not_a_server_error(
     assert response.status_code == 422, (response.status_code, response.text)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: GET /api/v1/review/calls?since=9999-12-31T23:00:00-12:00 overflows when the "
-    "store binds it as UTC; SQLAlchemy wraps that as a StatementError, SqlCallStore._run "
-    "reports StoreUnavailable, and the answer is 503 'database unreachable' with an ERROR log",
-)
 def test_a_review_search_after_year_9999_is_refused_not_a_database_outage(
     live_app: LiveApp,
 ) -> None:

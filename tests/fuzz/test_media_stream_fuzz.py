@@ -38,15 +38,13 @@ from tests.fuzz.budget import fuzz_settings
 
 pytestmark = [pytest.mark.unit, pytest.mark.timeout(120)]
 
-# Known bugs, each pinned by an xfail test at the bottom of this module. Until
-# they are fixed, an example that hits one is discarded so that the search goes
-# on looking for other bugs. Delete an entry together with its xfail mark.
-KNOWN_BUGS: tuple[tuple[type[BaseException], str], ...] = (
-    (OverflowError, "cannot convert float infinity to integer"),  # media.timestamp 1e999
-    (ValueError, "Exceeds the limit"),  # a JSON integer over 4,300 digits
-)
-# The payload limit lets 8,001 bytes through (see the xfail test below).
-KNOWN_PAYLOAD_SLACK_BYTES = 1
+# Bugs still open, as (exception, message): an example that hits one is
+# discarded so that the search goes on looking for others. The two this suite
+# found (media.timestamp 1e999, a JSON integer over 4,300 digits) are fixed and
+# kept as the regression tests at the bottom.
+KNOWN_BUGS: tuple[tuple[type[BaseException], str], ...] = ()
+# The payload limit once let 8,001 bytes through; fixed.
+KNOWN_PAYLOAD_SLACK_BYTES = 0
 
 SID = "MZ0123456789abcdef"
 DTMF_DIGITS = "0123456789*#ABCD"
@@ -416,29 +414,15 @@ def test_the_largest_hostile_messages_are_answered_at_once(raw: str) -> None:
     assert elapsed_s < 2.0, f"{elapsed_s:.2f} s for one message"
 
 
-# -- bugs found by this suite (xfail until service code is fixed) --------------------
+# -- bugs found by this suite, fixed; kept as regression tests ------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=OverflowError,
-    reason="bug: media_stream_protocol._parse_media catches only TypeError/ValueError "
-    "from int(timestamp); a timestamp of 1e999 (read as infinity) raises OverflowError, "
-    "which handle_media_stream does not catch, so the call ends",
-)
 def test_a_media_timestamp_of_infinity_is_dropped_not_fatal() -> None:
     raw = '{"event":"media","streamSid":"MZ1","media":{"payload":"AAAA","timestamp":1e999}}'
     answer = parse_message(raw)
     assert isinstance(answer, Media) and answer.timestamp_ms is None
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=ValueError,
-    reason="bug: parse_message catches JSONDecodeError and RecursionError only; json.loads "
-    "raises a plain ValueError for an integer over 4,300 digits (Python's int limit), "
-    "which handle_media_stream does not catch, so the call ends",
-)
 def test_a_message_with_a_huge_integer_is_a_protocol_error() -> None:
     raw = (
         '{"event":"media","streamSid":"MZ1","media":{"payload":"AAAA","timestamp":'
@@ -449,11 +433,6 @@ def test_a_message_with_a_huge_integer_is_a_protocol_error() -> None:
         parse_message(raw)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug (minor): the payload length check allows 8,001 bytes (10,668 base64 "
-    "characters fit under MAX_MEDIA_PAYLOAD_BYTES * 4 // 3 + 4 = 10,670)",
-)
 def test_a_payload_one_byte_over_the_limit_is_refused() -> None:
     answer = parse(media_message(SID, bytes(MAX_MEDIA_PAYLOAD_BYTES + 1)))
     assert isinstance(answer, ProtocolError)

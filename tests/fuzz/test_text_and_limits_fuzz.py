@@ -87,7 +87,6 @@ def test_sqlite_like_finds_exactly_the_folded_substring(query: str, haystack: st
 # -- the rate limiter ----------------------------------------------------------------
 
 
-KNOWN_ROUNDING_S = 1e-6
 
 
 class FakeClock:
@@ -144,9 +143,8 @@ def test_retry_after_is_honoured(
             continue
         clock.now_s += math.ceil(wait_s)  # what Retry-After says
         again_s = limiter.take("client")
-        # Known bug (xfail test below): float rounding can leave the bucket a
-        # hair short of a token; until fixed, a residue under a microsecond passes.
-        assert again_s < KNOWN_ROUNDING_S, f"refused again after Retry-After {math.ceil(wait_s)}"
+        # float rounding once left the bucket a hair short of a token (fixed)
+        assert again_s == 0, f"refused again after Retry-After {math.ceil(wait_s)}"
         clock.now_s += data.draw(st.floats(0, 5), label="pause")
     assert allowed <= attempts
 
@@ -169,15 +167,9 @@ def test_a_flood_of_distinct_keys_keeps_at_most_max_keys(max_keys: int, keys: li
     assert len(limiter._buckets) == min(max_keys, len(set(keys)))
 
 
-# -- bugs found by this suite (xfail until service code is fixed) --------------------
+# -- bugs found by this suite, fixed; kept as regression tests ------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug (minor): RateLimiter.take compares the refilled float to 1; after waiting "
-    "exactly the Retry-After it gave, the bucket can hold 0.99999999999989 tokens, so a "
-    "client that obeys Retry-After gets another 429 (Retry-After: 1)",
-)
 def test_a_client_that_waits_the_retry_after_gets_through() -> None:
     clock = FakeClock()
     clock.now_s = 1022.198  # a monotonic clock reading where the rounding shows
