@@ -43,7 +43,6 @@ from callcenter.settings import Settings
 from dialog.base import Dialog, DialogError
 from dispatch.records import CallStatus, JsonValue
 from dispatch.store import CallStore, TurnData
-from tts.errors import TtsError
 
 log = logging.getLogger(__name__)
 
@@ -406,17 +405,24 @@ class CallSession:
                 self._svc.dialog.respond(self.info.call_id, transcript.text),
                 self._settings.dialog_timeout_s,
             )
-            speech = await self._speak(turn.reply)
         except (CallbotError, TimeoutError, KeyError) as exc:
-            self._count_error("tts" if isinstance(exc, TtsError) else "dialog")
+            self._busy = False
+            self._count_error("dialog")
             await self._fail_to_human(f"dialog turn failed: {exc!r}")
             return
-        finally:
-            self._busy = False
+        # What the dialog understood is kept even if the reply cannot be spoken.
         self._last_turn = turn
         self._evidence.note(
             turn, Utterance(transcript.text, transcript.engine, transcript.confidence)
         )
+        try:
+            speech = await self._speak(turn.reply)
+        except (CallbotError, TimeoutError) as exc:
+            self._count_error("tts")
+            await self._fail_to_human(f"speech synthesis failed: {exc!r}")
+            return
+        finally:
+            self._busy = False
         if self._taken_over_by is not None:
             # A dispatcher took the call while the dialog was thinking: keep
             # what it understood, say nothing over the dispatcher.

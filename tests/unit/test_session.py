@@ -187,13 +187,14 @@ def make_session(
     recorder: CallRecorder | None = None,
     metrics: Metrics | None = None,
     lines: asyncio.Semaphore | None = None,
+    transcriber: FakeTranscriber | None = None,
     **settings: Any,
 ) -> tuple[CallSession, FakeOutput, FakeDialog, FakeStore]:
     output, store = FakeOutput(), store or FakeStore()
     dialog = dialog or FakeDialog(replies)
     services = SessionServices(
         settings=Settings(**{"endpoint_silence_ms": 300, "dialog_timeout_s": 1.0, **settings}),
-        transcriber_for=lambda language: FakeTranscriber(texts),
+        transcriber_for=lambda language: transcriber or FakeTranscriber(texts),
         asr_executor=executor,
         dialog=dialog,
         speech=speech or FakeSpeech(),
