@@ -74,4 +74,8 @@ _ASSETS = {
     "dispatch.js": "text/javascript; charset=utf-8",
     "dispatch.css": "text/css; charset=utf-8",
     "phone.js": "text/javascript; charset=utf-8",
+    "review.js": "text/javascript; charset=utf-8",
+    "review-call.js": "text/javascript; charset=utf-8",
+    "dashboard.js": "text/javascript; charset=utf-8",
+    "review.css": "text/css; charset=utf-8",
 }
