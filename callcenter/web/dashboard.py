@@ -30,7 +30,9 @@ def dashboard_figures(
             if isinstance(check, dict) and check.get("passed") is not None:
                 qa_total[name] += 1
                 qa_passed[name] += int(check["passed"] is True)
-    quantiles = statistics.quantiles(latencies, n=20) if len(latencies) >= 2 else []
+    quantiles = (
+        statistics.quantiles(latencies, n=20, method="inclusive") if len(latencies) >= 2 else []
+    )
     return {
         "calls": len(calls),
         "calls_per_hour": [

@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -187,6 +188,41 @@ def mask_number(number: str | None, principal: Principal) -> str | None:
     if len(number) <= 6:
         return "*" * len(number)
     return number[:3] + "*" * (len(number) - 6) + number[-3:]
+
+
+_NUMBER_SLOTS = frozenset({"caller_id", "callback_number"})
+
+
+def masked_slots(slots: Mapping[str, str], principal: Principal) -> dict[str, str]:
+    """The dialog's slots, with phone numbers masked as `mask_number` does."""
+    return {
+        name: (mask_number(value, principal) or "") if name in _NUMBER_SLOTS else value
+        for name, value in slots.items()
+    }
+
+
+def masked_incident(incident: IncidentOut, principal: Principal) -> IncidentOut:
+    """The incident with its callback number (and that field's evidence) masked."""
+    if principal.role is Role.ADMIN:
+        return incident
+    caller = incident.caller.model_copy(
+        update={"callback_number": mask_number(incident.caller.callback_number, principal)}
+    )
+    evidence = dict(incident.evidence)
+    if "callback_number" in evidence:
+        entry = dict(evidence["callback_number"])
+        entry["value"] = mask_number(str(entry.get("value") or ""), principal) or None
+        evidence["callback_number"] = entry
+    return incident.model_copy(update={"caller": caller, "evidence": evidence})
+
+
+def masked_audit(entry: AuditOut, principal: Principal) -> AuditOut:
+    """An audit entry, with a callback number's old and new values masked."""
+    if entry.field != "callback_number" or principal.role is Role.ADMIN:
+        return entry
+    old = mask_number(entry.old, principal) if isinstance(entry.old, str) else entry.old
+    new = mask_number(entry.new, principal) if isinstance(entry.new, str) else entry.new
+    return entry.model_copy(update={"old": old, "new": new})
 
 
 def review_form(path: Path | None) -> list[dict[str, Any]]:
@@ -377,14 +413,16 @@ def review_router(form_file: Path | None) -> APIRouter:
                     asr_confidence=t.turn.asr_confidence,
                     intent=t.turn.intent,
                     intent_confidence=t.turn.intent_confidence,
-                    slots=dict(t.turn.slots),
+                    slots=masked_slots(t.turn.slots, principal),
                     reply_latency_ms=t.turn.reply_latency_ms,
                     annotations=by_seq.get(t.seq, []),
                 )
                 for t in view.turns
             ],
-            incident=None if incident is None else incident_out(incident),
-            audit=[audit_out(entry) for entry in audit],
+            incident=None
+            if incident is None
+            else masked_incident(incident_out(incident), principal),
+            audit=[masked_audit(audit_out(entry), principal) for entry in audit],
             qa={
                 "checks": [
                     {"name": name, **check} for name, check in qa.items() if isinstance(check, dict)

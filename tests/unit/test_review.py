@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from datetime import UTC, datetime
 
 import pytest
@@ -51,7 +52,11 @@ async def record_call(
                 speaker=speaker,  # type: ignore[arg-type]
                 text=text,
                 asr_confidence=0.9 if speaker == "caller" else None,
-                slots={"handoff": "yes"} if handoff and speaker == "bot" else {},
+                slots=(
+                    {"caller_id": "0987654321", **({"handoff": "yes"} if handoff else {})}
+                    if speaker == "bot"
+                    else {}
+                ),
             ),
         )
     if category is not None:
@@ -235,6 +240,8 @@ async def test_review_routes_are_for_supervisors_and_reads_are_logged(api: Api) 
     answer = await api.client.get("/api/v1/review/calls/r1", headers=api.as_("supervisor"))
     assert answer.status_code == 200
     assert answer.json()["call"]["caller_number"] == "098****321"  # masked for supervisors
+    leaks = [m.start() for m in re.finditer("0987654321|0912345678", answer.text)]
+    assert not leaks, [answer.text[max(0, i - 80) : i + 20] for i in leaks]
     admin_view = await api.client.get("/api/v1/review/calls/r1", headers=api.as_("admin"))
     assert admin_view.json()["call"]["caller_number"] == "0987654321"
     log = (await api.client.get("/api/v1/access-log", headers=api.as_("admin"))).json()["items"]
