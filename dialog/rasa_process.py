@@ -185,7 +185,9 @@ class RasaProcesses:
                       "-i", s.host, "-p", str(s.port), "--model", str(s.model_path),
                       "--endpoints", str(endpoints),
                       "--credentials", str(s.run_dir / "credentials.yml"),
-                      *(["--auth-token", s.auth_token] if s.auth_token else [])],
+                      # "=": a token may start with "-", which argparse would take
+                      # for an option (Rasa then refused to start, 1 start in 64)
+                      *([f"--auth-token={s.auth_token}"] if s.auth_token else [])],
                 env={**base_env, **quiet},
                 health_url=f"{self.url}/status"
                 + (f"?token={s.auth_token}" if s.auth_token else ""),
@@ -234,6 +236,10 @@ class RasaProcesses:
             stdout=child.log_file,
             stderr=asyncio.subprocess.STDOUT,
             preexec_fn=_die_with_parent if sys.platform == "linux" else None,
+            # Its own process group: sanic (in Rasa and the action server) kills its
+            # whole group with SIGKILL when a shutdown is interrupted, which would
+            # otherwise take the service, and whatever started it, down too.
+            start_new_session=True,
         )
         log.info("started %s (pid %d), log %s", child.name, child.process.pid, child.log_path)
 

@@ -278,7 +278,7 @@ cmd_start() {
         "$RASA_VENV/bin/python" dialog/rasa_launcher.py run --enable-api \
         -i "$HOST" -p "$RASA_PORT" --model "$DATA_DIR/rasa/models/callbot.tar.gz" \
         --endpoints "$CLUSTER_DIR/rasa/endpoints.yml" \
-        --credentials "$CLUSTER_DIR/rasa/credentials.yml" --auth-token "$token"
+        --credentials "$CLUSTER_DIR/rasa/credentials.yml" --auth-token="$token"
     for ((i = 0; i < $(node_count); i++)); do
         local n=$((i + 1))
         mkdir -p "$CLUSTER_DIR/node$n"

@@ -73,6 +73,7 @@ def start_service(data_dir: Path, *, expect: str = "ok", **env: str) -> RunningS
             env=environment,
             stdout=log_file,
             stderr=subprocess.STDOUT,
+            start_new_session=True,  # signals the tests send reach the service alone
         )
     service = RunningService(
         f"http://127.0.0.1:{port}",
