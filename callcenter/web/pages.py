@@ -71,6 +71,7 @@ def pages_router() -> APIRouter:
 
 
 _ASSETS = {
+    "common.js": "text/javascript; charset=utf-8",
     "dispatch.js": "text/javascript; charset=utf-8",
     "dispatch.css": "text/css; charset=utf-8",
     "phone.js": "text/javascript; charset=utf-8",

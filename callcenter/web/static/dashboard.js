@@ -4,24 +4,22 @@
 "use strict";
 
 (() => {
+  const C = window.Callbot; // common.js
+  const { el, valueText, detailText, ApiError, retriable, showGlobalError, loadLang, CATEGORY_LABELS, QA_LABELS } = C;
+
   // ---------------------------------------------------------------- strings
 
   const I18N = {
     vi: {
+      ...C.I18N.vi,
       title: "Thống kê cuộc gọi 113/114",
       nav: "Điều hướng",
       nav_calls: "Cuộc gọi",
       nav_dashboard: "Thống kê",
-      logout: "Đăng xuất",
-      role_dispatcher: "Điều phối viên",
-      role_supervisor: "Trưởng ca",
-      role_admin: "Quản trị",
       f_from: "Từ",
       f_to: "Đến",
       f_line: "Đường dây",
       opt_all: "Tất cả",
-      line_113: "113 – Công an",
-      line_114: "114 – Cứu hỏa, cứu nạn",
       apply: "Xem",
       last7: "7 ngày qua",
       last24: "24 giờ qua",
@@ -58,32 +56,20 @@
       no_data: "Không có dữ liệu trong khoảng thời gian này.",
       range_text: "{from} – {to}",
       updated: "Cập nhật lúc {time}",
-      loading: "Đang tải…",
       cat_unknown: "Chưa phân loại",
       err_bad_range: "Thời điểm \"Từ\" phải trước \"Đến\".",
-      err_network: "Không kết nối được máy chủ.",
-      err_forbidden: "Không được phép",
       forbidden_hint: "Trang này chỉ dành cho trưởng ca và quản trị viên.",
-      err_unavailable: "Dịch vụ tạm thời gián đoạn, đang thử lại…",
-      err_unavailable_action: "Dịch vụ tạm thời gián đoạn, chưa thực hiện được. Vui lòng thử lại.",
-      err_session: "Phiên đăng nhập đã hết.",
-      err_generic: "Lỗi {status}",
     },
     en: {
+      ...C.I18N.en,
       title: "Call statistics 113/114",
       nav: "Navigation",
       nav_calls: "Calls",
       nav_dashboard: "Dashboard",
-      logout: "Log out",
-      role_dispatcher: "Dispatcher",
-      role_supervisor: "Supervisor",
-      role_admin: "Admin",
       f_from: "From",
       f_to: "To",
       f_line: "Line",
       opt_all: "All",
-      line_113: "113 – Police",
-      line_114: "114 – Fire & rescue",
       apply: "Show",
       last7: "Last 7 days",
       last24: "Last 24 hours",
@@ -120,58 +106,12 @@
       no_data: "No data in this period.",
       range_text: "{from} – {to}",
       updated: "Updated {time}",
-      loading: "Loading…",
       cat_unknown: "Not classified",
       err_bad_range: "\"From\" must be before \"To\".",
-      err_network: "Cannot reach the server.",
-      err_forbidden: "Not allowed",
       forbidden_hint: "This page is for supervisors and admins only.",
-      err_unavailable: "Service temporarily unavailable, retrying…",
-      err_unavailable_action: "Service temporarily unavailable; nothing was changed. Please try again.",
-      err_session: "Your session has ended.",
-      err_generic: "Error {status}",
     },
   };
 
-  const CATEGORY_LABELS = {
-    theft: ["Trộm cắp tài sản", "Theft"],
-    robbery: ["Cướp tài sản", "Robbery"],
-    assault: ["Đánh nhau, hành hung", "Assault"],
-    weapon_threat: ["Đe dọa bằng vũ khí", "Threat with a weapon"],
-    domestic_violence: ["Bạo lực gia đình", "Domestic violence"],
-    missing_child: ["Trẻ em mất tích", "Missing child"],
-    public_disorder: ["Gây rối trật tự công cộng", "Public disorder"],
-    traffic_accident: ["Tai nạn giao thông", "Traffic accident"],
-    fire: ["Cháy", "Fire"],
-    explosion_gas_leak: ["Nổ, rò rỉ khí gas", "Explosion / gas leak"],
-    explosion_gas: ["Nổ, rò rỉ khí gas", "Explosion / gas leak"],
-    collapse_trapped: ["Sập đổ, người mắc kẹt", "Collapse, people trapped"],
-    collapse: ["Sập đổ", "Collapse"],
-    drowning_water_rescue: ["Đuối nước, cứu nạn dưới nước", "Drowning / water rescue"],
-    drowning: ["Đuối nước", "Drowning"],
-    other_rescue: ["Cứu nạn, cứu hộ khác", "Other rescue"],
-    rescue_other: ["Cứu nạn, cứu hộ khác", "Other rescue"],
-    medical: ["Cấp cứu y tế (chuyển 115)", "Medical (routed to 115)"],
-    administrative: ["Hỏi thủ tục hành chính", "Administrative question"],
-    prank_silent: ["Im lặng / quấy rối", "Silent or prank call"],
-    human_request: ["Yêu cầu gặp cán bộ", "Asks for a human"],
-  };
-
-  const QA_LABELS = {
-    emergency_type_captured: ["Xác định loại sự việc", "Emergency type captured"],
-    location_captured: ["Ghi nhận địa điểm", "Location captured"],
-    location_read_back: ["Đọc lại địa điểm", "Location read back"],
-    callback_captured: ["Ghi nhận số gọi lại", "Callback number captured"],
-    safety_instruction_given: ["Hướng dẫn an toàn", "Safety instruction given"],
-    red_flag_handled: ["Xử lý dấu hiệu nguy hiểm", "Red flag handled"],
-    time_to_greeting_ms: ["Thời gian đến lời chào", "Time to greeting"],
-    time_to_first_question_ms: ["Thời gian đến câu hỏi đầu", "Time to first question"],
-    time_to_handoff_ms: ["Thời gian chuyển cán bộ", "Time to hand-off"],
-    silence_count: ["Số lần im lặng", "Silences"],
-    repeat_count: ["Số lần hỏi lại", "Repeats"],
-  };
-
-  const LANG_KEY = "callbot.lang";
   const RETRY_MS = 5000;
   const LATENCY_TARGET_MS = 800;
   const LOW_CONFIDENCE = 0.6;
@@ -198,21 +138,15 @@
   const $ = (sel) => document.querySelector(sel);
 
   function t(key, vars) {
-    const table = I18N[state.lang] || I18N.vi;
-    let text = table[key];
-    if (text === undefined) text = I18N.vi[key];
-    if (text === undefined) text = key;
-    if (vars) text = text.replace(/\{(\w+)\}/g, (m, name) => (name in vars ? String(vars[name]) : m));
-    return text;
+    return C.translate(I18N, state.lang, key, vars);
   }
 
   function locale() {
-    return state.lang === "en" ? "en-GB" : "vi-VN";
+    return C.locale(state.lang);
   }
 
   function pick(pair, fallback) {
-    if (!pair) return fallback;
-    return state.lang === "en" ? pair[1] : pair[0];
+    return C.pick(pair, fallback, state.lang);
   }
 
   function categoryLabel(code) {
@@ -241,24 +175,6 @@
 
   function fmtDateTime(d) {
     return d.toLocaleDateString(locale()) + " " + d.toLocaleTimeString(locale(), { hour: "2-digit", minute: "2-digit" });
-  }
-
-  function el(tag, opts, ...children) {
-    const node = document.createElement(tag);
-    if (opts) {
-      if (opts.cls) node.className = opts.cls;
-      if (opts.text !== undefined && opts.text !== null) node.textContent = String(opts.text);
-      if (opts.attrs) {
-        for (const [name, value] of Object.entries(opts.attrs)) {
-          if (value !== undefined && value !== null && value !== false) node.setAttribute(name, String(value));
-        }
-      }
-    }
-    for (const child of children) {
-      if (child === null || child === undefined || child === false) continue;
-      node.append(child instanceof Node ? child : document.createTextNode(String(child)));
-    }
-    return node;
   }
 
   // An SVG element; `text` becomes its text content (for <text> and <title>).
@@ -330,86 +246,12 @@
 
   // ---------------------------------------------------------------- API
 
-  class ApiError extends Error {
-    constructor(status, message, data) {
-      super(message);
-      this.status = status;
-      this.data = data;
-    }
-  }
-
-  function valueText(value) {
-    if (value === null || value === undefined || value === "") return "—";
-    if (typeof value === "string") return value;
-    try {
-      return JSON.stringify(value);
-    } catch (e) {
-      return String(value);
-    }
-  }
-
-  function detailText(data) {
-    if (!data || data.detail === undefined || data.detail === null) return "";
-    const detail = data.detail;
-    if (typeof detail === "string") return detail;
-    if (Array.isArray(detail)) {
-      return detail
-        .map((item) => (item && typeof item === "object" && "msg" in item ? String(item.msg) : valueText(item)))
-        .join("; ");
-    }
-    return valueText(detail);
-  }
-
   function goLogin() {
-    if (state.redirecting) return;
-    state.redirecting = true;
-    const here = window.location.pathname + window.location.search;
-    window.location.assign("/login?next=" + encodeURIComponent(here));
+    C.goLogin(state);
   }
 
-  async function api(method, path, body) {
-    const init = { method, credentials: "same-origin", headers: { Accept: "application/json" }, cache: "no-store" };
-    if (method !== "GET") {
-      init.headers["Content-Type"] = "application/json";
-      init.headers["X-CSRF-Token"] = state.csrf || "";
-      init.body = JSON.stringify(body === undefined ? {} : body);
-    }
-    let response;
-    try {
-      response = await fetch(path, init);
-    } catch (err) {
-      throw new ApiError(0, t("err_network"), null);
-    }
-    if (response.status === 401) {
-      goLogin();
-      throw new ApiError(401, t("err_session"), null);
-    }
-    if (response.status === 204) return null;
-    let data = null;
-    try {
-      data = await response.json();
-    } catch (err) {
-      data = null;
-    }
-    if (!response.ok) {
-      const detail = detailText(data);
-      let message;
-      if (response.status === 403) message = t("err_forbidden") + (detail ? ": " + detail : ".");
-      else if (response.status === 503) message = t(method === "GET" ? "err_unavailable" : "err_unavailable_action");
-      else message = detail || t("err_generic", { status: response.status });
-      throw new ApiError(response.status, message, data);
-    }
-    return data;
-  }
-
-  function retriable(err) {
-    return err.status === 0 || err.status === 502 || err.status === 503 || err.status === 504;
-  }
-
-  function showGlobalError(message) {
-    const box = $("#global-error");
-    box.textContent = message || "";
-    box.hidden = !message;
+  function api(method, path, body) {
+    return C.api({ t, csrf: state.csrf, goLogin }, method, path, body);
   }
 
   function showForbidden() {
@@ -494,52 +336,20 @@
 
   // ---------------------------------------------------------------- language
 
-  function loadLang() {
-    try {
-      const saved = window.localStorage.getItem(LANG_KEY);
-      if (saved === "vi" || saved === "en") return saved;
-    } catch (e) {
-      /* storage blocked */
-    }
-    return "vi";
-  }
-
   function setLang(lang) {
-    state.lang = lang === "en" ? "en" : "vi";
-    try {
-      window.localStorage.setItem(LANG_KEY, state.lang);
-    } catch (e) {
-      /* storage blocked */
-    }
+    state.lang = C.saveLang(lang);
     applyLang();
   }
 
   function applyLang() {
-    document.documentElement.lang = state.lang;
-    for (const node of document.querySelectorAll("[data-i18n]")) node.textContent = t(node.dataset.i18n);
-    for (const node of document.querySelectorAll("[data-i18n-aria-label]")) {
-      node.setAttribute("aria-label", t(node.dataset.i18nAriaLabel));
-    }
-    for (const button of document.querySelectorAll(".lang-switch button")) {
-      button.setAttribute("aria-pressed", button.dataset.lang === state.lang ? "true" : "false");
-    }
+    C.applyStaticTexts(t, state.lang);
     document.title = t("title");
     renderUser();
     render();
   }
 
   function renderUser() {
-    const me = state.me;
-    const box = $("#user-info");
-    if (!me) {
-      box.hidden = true;
-      return;
-    }
-    box.hidden = false;
-    $("#user-name").textContent = me.name || "";
-    const roleKey = "role_" + me.role;
-    const role = t(roleKey);
-    $("#user-role").textContent = role === roleKey ? String(me.role || "") : role;
+    C.renderUser(state.me, t);
   }
 
   // ---------------------------------------------------------------- loading

@@ -4,22 +4,22 @@
 "use strict";
 
 (() => {
+  const C = window.Callbot; // common.js
+  const { el, valueText, detailText, ApiError, retriable, showGlobalError, loadLang, priorityClass, priorityShort, CATEGORY_LABELS, CATEGORY_GROUPS, FLAG_LABELS } = C;
+
   // ---------------------------------------------------------------- strings
 
   const I18N = {
     vi: {
+      ...C.I18N.vi,
       title: "Điều phối 113/114",
       conn_connecting: "Đang kết nối…",
       conn_live: "Trực tuyến",
       conn_reconnecting: "Mất kết nối – đang kết nối lại…",
       banner_reconnecting: "Mất kết nối với máy chủ – đang kết nối lại… Danh sách có thể chưa cập nhật.",
-      logout: "Đăng xuất",
       help_title: "Phím tắt",
       help_close: "Đóng (Esc)",
       reload: "Tải lại",
-      role_dispatcher: "Điều phối viên",
-      role_supervisor: "Trưởng ca",
-      role_admin: "Quản trị",
       f_line: "Đường dây",
       f_status: "Trạng thái",
       f_category: "Loại sự việc",
@@ -27,8 +27,6 @@
       f_search: "Tìm",
       search_placeholder: "Địa điểm, loại, mã… (/)",
       opt_all: "Tất cả",
-      line_113: "113 – Công an",
-      line_114: "114 – Cứu hỏa, cứu nạn",
       line_other: "Khác",
       status_open: "Đang mở",
       status_all: "Tất cả (kể cả đã đóng)",
@@ -57,7 +55,6 @@
       queue_count: "{n} sự việc",
       queue_count_filtered: "{shown} / {n} sự việc",
       queue_limit: "(chỉ hiện {n} sự việc đầu)",
-      loading: "Đang tải…",
       age_now: "<1 phút",
       age_min: "{n} phút",
       age_hour: "{h} giờ {m} phút",
@@ -99,12 +96,6 @@
       err_merge_empty: "Chọn hoặc nhập mã sự việc cần gộp vào.",
       err_merge_self: "Không thể gộp một sự việc vào chính nó.",
       err_not_allowed_now: "Thao tác này không hợp lệ với trạng thái hiện tại.",
-      err_network: "Không kết nối được máy chủ.",
-      err_forbidden: "Không được phép",
-      err_unavailable: "Dịch vụ tạm thời gián đoạn, đang thử lại…",
-      err_unavailable_action: "Dịch vụ tạm thời gián đoạn, chưa thực hiện được. Vui lòng thử lại.",
-      err_session: "Phiên đăng nhập đã hết.",
-      err_generic: "Lỗi {status}",
       err_reloaded: "Đã tải lại sự việc.",
       err_not_found: "Không tìm thấy sự việc.",
       sec_what: "Diễn biến",
@@ -179,18 +170,15 @@
       k_escape: "Đóng biểu mẫu / bảng này",
     },
     en: {
+      ...C.I18N.en,
       title: "Dispatch 113/114",
       conn_connecting: "Connecting…",
       conn_live: "Live",
       conn_reconnecting: "Reconnecting…",
       banner_reconnecting: "Lost connection to the server – reconnecting… The queue may be out of date.",
-      logout: "Log out",
       help_title: "Keyboard shortcuts",
       help_close: "Close (Esc)",
       reload: "Reload",
-      role_dispatcher: "Dispatcher",
-      role_supervisor: "Supervisor",
-      role_admin: "Admin",
       f_line: "Line",
       f_status: "Status",
       f_category: "Category",
@@ -198,8 +186,6 @@
       f_search: "Search",
       search_placeholder: "Location, category, id… (/)",
       opt_all: "All",
-      line_113: "113 – Police",
-      line_114: "114 – Fire & rescue",
       line_other: "Other",
       status_open: "Open",
       status_all: "All (incl. closed)",
@@ -228,7 +214,6 @@
       queue_count: "{n} incidents",
       queue_count_filtered: "{shown} of {n} incidents",
       queue_limit: "(showing the first {n})",
-      loading: "Loading…",
       age_now: "<1 min",
       age_min: "{n} min",
       age_hour: "{h} h {m} min",
@@ -270,12 +255,6 @@
       err_merge_empty: "Pick or type the id of the incident to merge into.",
       err_merge_self: "An incident cannot be merged into itself.",
       err_not_allowed_now: "This action is not valid for the current status.",
-      err_network: "Cannot reach the server.",
-      err_forbidden: "Not allowed",
-      err_unavailable: "Service temporarily unavailable, retrying…",
-      err_unavailable_action: "Service temporarily unavailable; nothing was changed. Please try again.",
-      err_session: "Your session has ended.",
-      err_generic: "Error {status}",
       err_reloaded: "The incident was reloaded.",
       err_not_found: "Incident not found.",
       sec_what: "What happened",
@@ -352,54 +331,9 @@
   };
 
   // [vi, en]; the codes the dialogue engine uses, plus the short spellings.
-  const CATEGORY_LABELS = {
-    theft: ["Trộm cắp tài sản", "Theft"],
-    robbery: ["Cướp tài sản", "Robbery"],
-    assault: ["Đánh nhau, hành hung", "Assault"],
-    weapon_threat: ["Đe dọa bằng vũ khí", "Threat with a weapon"],
-    domestic_violence: ["Bạo lực gia đình", "Domestic violence"],
-    missing_child: ["Trẻ em mất tích", "Missing child"],
-    public_disorder: ["Gây rối trật tự công cộng", "Public disorder"],
-    traffic_accident: ["Tai nạn giao thông", "Traffic accident"],
-    fire: ["Cháy", "Fire"],
-    explosion_gas_leak: ["Nổ, rò rỉ khí gas", "Explosion / gas leak"],
-    explosion_gas: ["Nổ, rò rỉ khí gas", "Explosion / gas leak"],
-    collapse_trapped: ["Sập đổ, người mắc kẹt", "Collapse, people trapped"],
-    collapse: ["Sập đổ", "Collapse"],
-    drowning_water_rescue: ["Đuối nước, cứu nạn dưới nước", "Drowning / water rescue"],
-    drowning: ["Đuối nước", "Drowning"],
-    other_rescue: ["Cứu nạn, cứu hộ khác", "Other rescue"],
-    rescue_other: ["Cứu nạn, cứu hộ khác", "Other rescue"],
-    medical: ["Cấp cứu y tế (chuyển 115)", "Medical (routed to 115)"],
-    administrative: ["Hỏi thủ tục hành chính", "Administrative question"],
-    prank_silent: ["Im lặng / quấy rối", "Silent or prank call"],
-    human_request: ["Yêu cầu gặp cán bộ", "Asks for a human"],
-  };
-
   // Category filter choices, grouped by line.
-  const CATEGORY_GROUPS = [
-    ["line_113", ["theft", "robbery", "assault", "weapon_threat", "domestic_violence",
-      "missing_child", "public_disorder", "traffic_accident"]],
-    ["line_114", ["fire", "explosion_gas_leak", "collapse_trapped", "drowning_water_rescue",
-      "other_rescue"]],
-    ["line_other", ["medical", "administrative", "prank_silent", "human_request"]],
-  ];
-
-  const FLAG_LABELS = {
-    people_trapped: ["Người mắc kẹt", "People trapped"],
-    weapon: ["Có vũ khí", "Weapon"],
-    not_breathing: ["Ngừng thở", "Not breathing"],
-    unconscious: ["Bất tỉnh", "Unconscious"],
-    child_in_danger: ["Trẻ em gặp nguy", "Child in danger"],
-    gas_leak: ["Rò rỉ gas", "Gas leak"],
-    intruder_present: ["Kẻ gian còn tại chỗ", "Intruder present"],
-    fire_spreading: ["Cháy lan", "Fire spreading"],
-    spreading_fire: ["Cháy lan", "Fire spreading"],
-  };
-
   const OPEN_STATUSES = ["new", "acknowledged", "dispatched"];
   const ALL_STATUSES = ["new", "acknowledged", "dispatched", "closed", "merged"];
-  const LANG_KEY = "callbot.lang";
   const LOGIN_URL = "/login?next=/dispatch";
   const QUEUE_LIMIT = 200;
   const ARRIVAL_MS = 10000;
@@ -453,23 +387,15 @@
   const $ = (sel) => document.querySelector(sel);
 
   function t(key, vars) {
-    const table = I18N[state.lang] || I18N.vi;
-    let text = table[key];
-    if (text === undefined) text = I18N.vi[key];
-    if (text === undefined) text = key;
-    if (vars) {
-      text = text.replace(/\{(\w+)\}/g, (m, name) => (name in vars ? String(vars[name]) : m));
-    }
-    return text;
+    return C.translate(I18N, state.lang, key, vars);
   }
 
   function locale() {
-    return state.lang === "en" ? "en-GB" : "vi-VN";
+    return C.locale(state.lang);
   }
 
   function pick(pair, fallback) {
-    if (!pair) return fallback;
-    return state.lang === "en" ? pair[1] : pair[0];
+    return C.pick(pair, fallback, state.lang);
   }
 
   function categoryLabel(code) {
@@ -487,40 +413,8 @@
     return text === key ? String(status) : text;
   }
 
-  function priorityClass(priority) {
-    return [1, 2, 3, 4].includes(priority) ? "p" + priority : "pnone";
-  }
-
-  function priorityShort(priority) {
-    return [1, 2, 3, 4].includes(priority) ? "P" + priority : "P?";
-  }
-
   function priorityLong(priority) {
     return [1, 2, 3, 4].includes(priority) ? t("prio_" + priority) : t("prio_none");
-  }
-
-  function el(tag, opts, ...children) {
-    const node = document.createElement(tag);
-    if (opts) {
-      if (opts.cls) node.className = opts.cls;
-      if (opts.text !== undefined && opts.text !== null) node.textContent = String(opts.text);
-      if (opts.attrs) {
-        for (const [name, value] of Object.entries(opts.attrs)) {
-          if (value !== undefined && value !== null && value !== false) node.setAttribute(name, String(value));
-        }
-      }
-      if (opts.data) {
-        for (const [name, value] of Object.entries(opts.data)) node.dataset[name] = String(value);
-      }
-      if (opts.on) {
-        for (const [name, fn] of Object.entries(opts.on)) node.addEventListener(name, fn);
-      }
-    }
-    for (const child of children) {
-      if (child === null || child === undefined || child === false) continue;
-      node.append(child instanceof Node ? child : document.createTextNode(String(child)));
-    }
-    return node;
   }
 
   function parseTime(iso) {
@@ -563,17 +457,6 @@
       .toLowerCase();
   }
 
-  function valueText(value) {
-    if (value === null || value === undefined || value === "") return "—";
-    if (typeof value === "string") return value;
-    if (typeof value === "number" || typeof value === "boolean") return String(value);
-    try {
-      return JSON.stringify(value);
-    } catch (e) {
-      return String(value);
-    }
-  }
-
   function isTyping(target) {
     if (!target || !(target instanceof Element)) return false;
     const tag = target.tagName;
@@ -582,26 +465,6 @@
 
   // ---------------------------------------------------------------- API
 
-  class ApiError extends Error {
-    constructor(status, message, data) {
-      super(message);
-      this.status = status;
-      this.data = data;
-    }
-  }
-
-  function detailText(data) {
-    if (!data || data.detail === undefined || data.detail === null) return "";
-    const detail = data.detail;
-    if (typeof detail === "string") return detail;
-    if (Array.isArray(detail)) {
-      return detail
-        .map((item) => (item && typeof item === "object" && "msg" in item ? String(item.msg) : valueText(item)))
-        .join("; ");
-    }
-    return valueText(detail);
-  }
-
   function goLogin() {
     if (state.redirecting) return;
     state.redirecting = true;
@@ -609,43 +472,8 @@
     window.location.assign(LOGIN_URL);
   }
 
-  async function api(method, path, body) {
-    const init = { method, credentials: "same-origin", headers: { Accept: "application/json" }, cache: "no-store" };
-    if (method !== "GET") {
-      init.headers["Content-Type"] = "application/json";
-      init.headers["X-CSRF-Token"] = state.csrf || "";
-      init.body = JSON.stringify(body === undefined ? {} : body);
-    }
-    let response;
-    try {
-      response = await fetch(path, init);
-    } catch (err) {
-      throw new ApiError(0, t("err_network"), null);
-    }
-    if (response.status === 401) {
-      goLogin();
-      throw new ApiError(401, t("err_session"), null);
-    }
-    if (response.status === 204) return null;
-    let data = null;
-    try {
-      data = await response.json();
-    } catch (err) {
-      data = null;
-    }
-    if (!response.ok) {
-      const detail = detailText(data);
-      let message;
-      if (response.status === 403) message = t("err_forbidden") + (detail ? ": " + detail : ".");
-      else if (response.status === 503) message = t(method === "GET" ? "err_unavailable" : "err_unavailable_action");
-      else message = detail || t("err_generic", { status: response.status });
-      throw new ApiError(response.status, message, data);
-    }
-    return data;
-  }
-
-  function retriable(err) {
-    return err.status === 0 || err.status === 502 || err.status === 503 || err.status === 504;
+  function api(method, path, body) {
+    return C.api({ t, csrf: state.csrf, goLogin }, method, path, body);
   }
 
   // Re-run a read for the open incident a little later (service down or network lost).
@@ -664,39 +492,13 @@
 
   // ---------------------------------------------------------------- language
 
-  function loadLang() {
-    try {
-      const saved = window.localStorage.getItem(LANG_KEY);
-      if (saved === "vi" || saved === "en") return saved;
-    } catch (e) {
-      /* storage blocked */
-    }
-    return "vi";
-  }
-
   function setLang(lang) {
-    state.lang = lang === "en" ? "en" : "vi";
-    try {
-      window.localStorage.setItem(LANG_KEY, state.lang);
-    } catch (e) {
-      /* storage blocked */
-    }
+    state.lang = C.saveLang(lang);
     applyLang();
   }
 
   function applyLang() {
-    document.documentElement.lang = state.lang;
-    for (const node of document.querySelectorAll("[data-i18n]")) node.textContent = t(node.dataset.i18n);
-    for (const node of document.querySelectorAll("[data-i18n-placeholder]")) {
-      node.setAttribute("placeholder", t(node.dataset.i18nPlaceholder));
-    }
-    for (const node of document.querySelectorAll("[data-i18n-title]")) node.setAttribute("title", t(node.dataset.i18nTitle));
-    for (const node of document.querySelectorAll("[data-i18n-aria-label]")) {
-      node.setAttribute("aria-label", t(node.dataset.i18nAriaLabel));
-    }
-    for (const button of document.querySelectorAll(".lang-switch button")) {
-      button.setAttribute("aria-pressed", button.dataset.lang === state.lang ? "true" : "false");
-    }
+    C.applyStaticTexts(t, state.lang);
     const hints = { "act-ack": ["act_ack", "a"], "act-dispatch": ["act_dispatch", "d"], "act-close": ["act_close", "c"], "act-merge": ["act_merge", "m"], "act-takeover": ["act_takeover", "t"] };
     for (const [id, [key, k]] of Object.entries(hints)) {
       const button = document.getElementById(id);
@@ -732,17 +534,7 @@
   // ---------------------------------------------------------------- header
 
   function renderUser() {
-    const me = state.me;
-    const box = $("#user-info");
-    if (!me) {
-      box.hidden = true;
-      return;
-    }
-    box.hidden = false;
-    $("#user-name").textContent = me.name || "";
-    const roleKey = "role_" + me.role;
-    const role = t(roleKey);
-    $("#user-role").textContent = role === roleKey ? String(me.role || "") : role;
+    C.renderUser(state.me, t);
   }
 
   function renderConn() {
@@ -759,12 +551,6 @@
   function updateTitle() {
     const n = state.unseen.size;
     document.title = (n > 0 ? "(" + n + ") " : "") + t("title");
-  }
-
-  function showGlobalError(message) {
-    const box = $("#global-error");
-    box.textContent = message || "";
-    box.hidden = !message;
   }
 
   // ---------------------------------------------------------------- queue

@@ -5,19 +5,18 @@
 "use strict";
 
 (() => {
+  const C = window.Callbot; // common.js
+  const { el, valueText, detailText, ApiError, retriable, showGlobalError, loadLang, priorityClass, priorityShort, CATEGORY_LABELS, FLAG_LABELS, CHANNEL_LABELS } = C;
+
   // ---------------------------------------------------------------- strings
 
   const I18N = {
     vi: {
+      ...C.I18N.vi,
       title: "Xem lại cuộc gọi",
       nav: "Điều hướng",
       nav_calls: "Cuộc gọi",
       nav_dashboard: "Thống kê",
-      logout: "Đăng xuất",
-      role_dispatcher: "Điều phối viên",
-      role_supervisor: "Trưởng ca",
-      role_admin: "Quản trị",
-      loading: "Đang tải…",
       yes: "Có",
       no: "Không",
       not_found: "Không tìm thấy cuộc gọi",
@@ -43,8 +42,6 @@
       fact_priority: "Ưu tiên",
       fact_review: "Xem lại",
       fact_call_id: "Mã cuộc gọi",
-      line_113: "113 – Công an",
-      line_114: "114 – Cứu hỏa, cứu nạn",
       lang_vi: "Tiếng Việt",
       lang_en: "Tiếng Anh",
       cst_completed: "Hoàn tất",
@@ -133,25 +130,15 @@
       audit_change: "Thay đổi",
       audit_none: "Chưa có thay đổi.",
       cat_unknown: "Chưa phân loại",
-      err_network: "Không kết nối được máy chủ.",
-      err_forbidden: "Không được phép",
       forbidden_hint: "Trang này chỉ dành cho trưởng ca và quản trị viên.",
-      err_unavailable: "Dịch vụ tạm thời gián đoạn, đang thử lại…",
-      err_unavailable_action: "Dịch vụ tạm thời gián đoạn, chưa thực hiện được. Vui lòng thử lại.",
-      err_session: "Phiên đăng nhập đã hết.",
-      err_generic: "Lỗi {status}",
       err_audio: "Không phát được bản ghi âm: {why}",
     },
     en: {
+      ...C.I18N.en,
       title: "Call review",
       nav: "Navigation",
       nav_calls: "Calls",
       nav_dashboard: "Dashboard",
-      logout: "Log out",
-      role_dispatcher: "Dispatcher",
-      role_supervisor: "Supervisor",
-      role_admin: "Admin",
-      loading: "Loading…",
       yes: "Yes",
       no: "No",
       not_found: "Call not found",
@@ -177,8 +164,6 @@
       fact_priority: "Priority",
       fact_review: "Review",
       fact_call_id: "Call id",
-      line_113: "113 – Police",
-      line_114: "114 – Fire & rescue",
       lang_vi: "Vietnamese",
       lang_en: "English",
       cst_completed: "Completed",
@@ -267,39 +252,9 @@
       audit_change: "Change",
       audit_none: "No changes yet.",
       cat_unknown: "Not classified",
-      err_network: "Cannot reach the server.",
-      err_forbidden: "Not allowed",
       forbidden_hint: "This page is for supervisors and admins only.",
-      err_unavailable: "Service temporarily unavailable, retrying…",
-      err_unavailable_action: "Service temporarily unavailable; nothing was changed. Please try again.",
-      err_session: "Your session has ended.",
-      err_generic: "Error {status}",
       err_audio: "The recording cannot be played: {why}",
     },
-  };
-
-  const CATEGORY_LABELS = {
-    theft: ["Trộm cắp tài sản", "Theft"],
-    robbery: ["Cướp tài sản", "Robbery"],
-    assault: ["Đánh nhau, hành hung", "Assault"],
-    weapon_threat: ["Đe dọa bằng vũ khí", "Threat with a weapon"],
-    domestic_violence: ["Bạo lực gia đình", "Domestic violence"],
-    missing_child: ["Trẻ em mất tích", "Missing child"],
-    public_disorder: ["Gây rối trật tự công cộng", "Public disorder"],
-    traffic_accident: ["Tai nạn giao thông", "Traffic accident"],
-    fire: ["Cháy", "Fire"],
-    explosion_gas_leak: ["Nổ, rò rỉ khí gas", "Explosion / gas leak"],
-    explosion_gas: ["Nổ, rò rỉ khí gas", "Explosion / gas leak"],
-    collapse_trapped: ["Sập đổ, người mắc kẹt", "Collapse, people trapped"],
-    collapse: ["Sập đổ", "Collapse"],
-    drowning_water_rescue: ["Đuối nước, cứu nạn dưới nước", "Drowning / water rescue"],
-    drowning: ["Đuối nước", "Drowning"],
-    other_rescue: ["Cứu nạn, cứu hộ khác", "Other rescue"],
-    rescue_other: ["Cứu nạn, cứu hộ khác", "Other rescue"],
-    medical: ["Cấp cứu y tế (chuyển 115)", "Medical (routed to 115)"],
-    administrative: ["Hỏi thủ tục hành chính", "Administrative question"],
-    prank_silent: ["Im lặng / quấy rối", "Silent or prank call"],
-    human_request: ["Yêu cầu gặp cán bộ", "Asks for a human"],
   };
 
   // The categories a supervisor can correct to (the dialogue engine's codes).
@@ -308,18 +263,6 @@
     "public_disorder", "traffic_accident", "fire", "explosion_gas_leak", "collapse_trapped",
     "drowning_water_rescue", "other_rescue", "medical", "administrative", "prank_silent", "human_request",
   ];
-
-  const FLAG_LABELS = {
-    people_trapped: ["Người mắc kẹt", "People trapped"],
-    weapon: ["Có vũ khí", "Weapon"],
-    not_breathing: ["Ngừng thở", "Not breathing"],
-    unconscious: ["Bất tỉnh", "Unconscious"],
-    child_in_danger: ["Trẻ em gặp nguy", "Child in danger"],
-    gas_leak: ["Rò rỉ gas", "Gas leak"],
-    intruder_present: ["Kẻ gian còn tại chỗ", "Intruder present"],
-    fire_spreading: ["Cháy lan", "Fire spreading"],
-    spreading_fire: ["Cháy lan", "Fire spreading"],
-  };
 
   const QA_LABELS = {
     emergency_type_captured: ["Xác định loại sự việc", "Emergency type captured"],
@@ -333,14 +276,6 @@
     time_to_handoff_ms: ["Thời gian chuyển cán bộ", "Time to hand-off"],
     silence_count: ["Số lần im lặng", "Silences"],
     repeat_count: ["Số lần phải hỏi lại", "Repeats"],
-  };
-
-  const CHANNEL_LABELS = {
-    "media-stream": ["Điện thoại (media stream)", "Phone (media stream)"],
-    audiosocket: ["Tổng đài (AudioSocket)", "PBX (AudioSocket)"],
-    sip: ["SIP", "SIP"],
-    webrtc: ["WebRTC", "WebRTC"],
-    chat: ["Chat", "Chat"],
   };
 
   // The incident panel: [field, evidence key, correctable input kind or null].
@@ -357,7 +292,6 @@
     ["red_flags", "red_flags", null],
   ];
 
-  const LANG_KEY = "callbot.lang";
   const RETRY_MS = 5000;
   const LOW_CONFIDENCE = 0.6;
   const LATENCY_TARGET_MS = 800;
@@ -387,12 +321,7 @@
   const $ = (sel) => document.querySelector(sel);
 
   function t(key, vars) {
-    const table = I18N[state.lang] || I18N.vi;
-    let text = table[key];
-    if (text === undefined) text = I18N.vi[key];
-    if (text === undefined) text = key;
-    if (vars) text = text.replace(/\{(\w+)\}/g, (m, name) => (name in vars ? String(vars[name]) : m));
-    return text;
+    return C.translate(I18N, state.lang, key, vars);
   }
 
   function tOr(key, fallback, vars) {
@@ -401,12 +330,11 @@
   }
 
   function locale() {
-    return state.lang === "en" ? "en-GB" : "vi-VN";
+    return C.locale(state.lang);
   }
 
   function pick(pair, fallback) {
-    if (!pair) return fallback;
-    return state.lang === "en" ? pair[1] : pair[0];
+    return C.pick(pair, fallback, state.lang);
   }
 
   function categoryLabel(code) {
@@ -426,55 +354,12 @@
     return pick(CHANNEL_LABELS[code], code ? String(code) : "—");
   }
 
-  function priorityClass(p) {
-    return [1, 2, 3, 4].includes(p) ? "p" + p : "pnone";
-  }
-
-  function priorityShort(p) {
-    return [1, 2, 3, 4].includes(p) ? "P" + p : "P?";
-  }
-
   function priorityLong(p) {
     return [1, 2, 3, 4].includes(p) ? t("prio_" + p) : t("prio_none");
   }
 
   function pct(x) {
     return Math.round(x * 100);
-  }
-
-  function el(tag, opts, ...children) {
-    const node = document.createElement(tag);
-    if (opts) {
-      if (opts.cls) node.className = opts.cls;
-      if (opts.text !== undefined && opts.text !== null) node.textContent = String(opts.text);
-      if (opts.attrs) {
-        for (const [name, value] of Object.entries(opts.attrs)) {
-          if (value !== undefined && value !== null && value !== false) node.setAttribute(name, String(value));
-        }
-      }
-      if (opts.data) {
-        for (const [name, value] of Object.entries(opts.data)) node.dataset[name] = String(value);
-      }
-      if (opts.on) {
-        for (const [name, fn] of Object.entries(opts.on)) node.addEventListener(name, fn);
-      }
-    }
-    for (const child of children) {
-      if (child === null || child === undefined || child === false) continue;
-      node.append(child instanceof Node ? child : document.createTextNode(String(child)));
-    }
-    return node;
-  }
-
-  function valueText(value) {
-    if (value === null || value === undefined || value === "") return "—";
-    if (typeof value === "string") return value;
-    if (typeof value === "number" || typeof value === "boolean") return String(value);
-    try {
-      return JSON.stringify(value);
-    } catch (e) {
-      return String(value);
-    }
   }
 
   function fmtDateTime(iso) {
@@ -510,80 +395,16 @@
 
   // ---------------------------------------------------------------- API
 
-  class ApiError extends Error {
-    constructor(status, message, data) {
-      super(message);
-      this.status = status;
-      this.data = data;
-    }
-  }
-
-  function detailText(data) {
-    if (!data || data.detail === undefined || data.detail === null) return "";
-    const detail = data.detail;
-    if (typeof detail === "string") return detail;
-    if (Array.isArray(detail)) {
-      return detail
-        .map((item) => (item && typeof item === "object" && "msg" in item ? String(item.msg) : valueText(item)))
-        .join("; ");
-    }
-    return valueText(detail);
-  }
-
   function goLogin() {
-    if (state.redirecting) return;
-    state.redirecting = true;
-    const here = window.location.pathname + window.location.search;
-    window.location.assign("/login?next=" + encodeURIComponent(here));
+    C.goLogin(state);
   }
 
-  async function api(method, path, body) {
-    const init = { method, credentials: "same-origin", headers: { Accept: "application/json" }, cache: "no-store" };
-    if (method !== "GET") {
-      init.headers["Content-Type"] = "application/json";
-      init.headers["X-CSRF-Token"] = state.csrf || "";
-      init.body = JSON.stringify(body === undefined ? {} : body);
-    }
-    let response;
-    try {
-      response = await fetch(path, init);
-    } catch (err) {
-      throw new ApiError(0, t("err_network"), null);
-    }
-    if (response.status === 401) {
-      goLogin();
-      throw new ApiError(401, t("err_session"), null);
-    }
-    if (response.status === 204) return null;
-    let data = null;
-    try {
-      data = await response.json();
-    } catch (err) {
-      data = null;
-    }
-    if (!response.ok) {
-      const detail = detailText(data);
-      let message;
-      if (response.status === 403) message = t("err_forbidden") + (detail ? ": " + detail : ".");
-      else if (response.status === 503) message = t(method === "GET" ? "err_unavailable" : "err_unavailable_action");
-      else message = detail || t("err_generic", { status: response.status });
-      throw new ApiError(response.status, message, data);
-    }
-    return data;
-  }
-
-  function retriable(err) {
-    return err.status === 0 || err.status === 502 || err.status === 503 || err.status === 504;
+  function api(method, path, body) {
+    return C.api({ t, csrf: state.csrf, goLogin }, method, path, body);
   }
 
   function callPath(suffix) {
     return "/api/v1/review/calls/" + encodeURIComponent(state.callId) + (suffix ? "/" + suffix : "");
-  }
-
-  function showGlobalError(message) {
-    const box = $("#global-error");
-    box.textContent = message || "";
-    box.hidden = !message;
   }
 
   function showForbidden() {
@@ -601,38 +422,13 @@
 
   // ---------------------------------------------------------------- language
 
-  function loadLang() {
-    try {
-      const saved = window.localStorage.getItem(LANG_KEY);
-      if (saved === "vi" || saved === "en") return saved;
-    } catch (e) {
-      /* storage blocked */
-    }
-    return "vi";
-  }
-
   function setLang(lang) {
-    state.lang = lang === "en" ? "en" : "vi";
-    try {
-      window.localStorage.setItem(LANG_KEY, state.lang);
-    } catch (e) {
-      /* storage blocked */
-    }
+    state.lang = C.saveLang(lang);
     applyLang();
   }
 
   function applyLang() {
-    document.documentElement.lang = state.lang;
-    for (const node of document.querySelectorAll("[data-i18n]")) node.textContent = t(node.dataset.i18n);
-    for (const node of document.querySelectorAll("[data-i18n-placeholder]")) {
-      node.setAttribute("placeholder", t(node.dataset.i18nPlaceholder));
-    }
-    for (const node of document.querySelectorAll("[data-i18n-aria-label]")) {
-      node.setAttribute("aria-label", t(node.dataset.i18nAriaLabel));
-    }
-    for (const button of document.querySelectorAll(".lang-switch button")) {
-      button.setAttribute("aria-pressed", button.dataset.lang === state.lang ? "true" : "false");
-    }
+    C.applyStaticTexts(t, state.lang);
     document.title = t("title") + (state.callId ? " " + state.callId : "");
     renderUser();
     if (state.detail) renderAll();
@@ -640,17 +436,7 @@
   }
 
   function renderUser() {
-    const me = state.me;
-    const box = $("#user-info");
-    if (!me) {
-      box.hidden = true;
-      return;
-    }
-    box.hidden = false;
-    $("#user-name").textContent = me.name || "";
-    const roleKey = "role_" + me.role;
-    const role = t(roleKey);
-    $("#user-role").textContent = role === roleKey ? String(me.role || "") : role;
+    C.renderUser(state.me, t);
   }
 
   // ---------------------------------------------------------------- loading
