@@ -241,10 +241,10 @@ def test_a_dispatcher_takes_over_a_live_call(
         60,
     )
 
-    create_user(service, "minh", "dispatcher")
+    create_user(service, "tuan", "dispatcher")
     dispatcher = browser.new_context().new_page()
     dispatcher.add_init_script(TRACK_PEERS)
-    log_in(dispatcher, service, "minh")
+    log_in(dispatcher, service, "tuan")
     row = dispatcher.locator(f'tr.incident[data-id="{incident_id}"]')
     expect(row).to_be_visible(timeout=10_000)
     row.click()
@@ -264,7 +264,7 @@ def test_a_dispatcher_takes_over_a_live_call(
         found = rows(service, "select details from incidents where id = ?", incident_id)
         return json.loads(str(found[0][0])).get("taken_over_by") if found else None
 
-    assert wait_until("taken_over_by in the incident", taken_over_by, 15) == "minh"
+    assert wait_until("taken_over_by in the incident", taken_over_by, 15) == "tuan"
 
     # The caller's voice reaches the dispatcher's speaker ...
     has_live_track = dispatcher.evaluate(
@@ -287,8 +287,8 @@ def test_a_dispatcher_takes_over_a_live_call(
     time.sleep(1.0)
     expect(caller.locator("#status")).to_have_attribute("data-state", "connected")
     assert rows(service, "select status from calls where id = ?", call_id) == [("in_progress",)]
-    reads = rows(service, "select actor, action, subject from access_log where actor = 'minh'")
-    assert ("minh", "take_over_call", f"call:{call_id}") in reads
+    reads = rows(service, "select actor, action, subject from access_log where actor = 'tuan'")
+    assert ("tuan", "take_over_call", f"call:{call_id}") in reads
 
     caller.click("#hangup-button")
     wait_until(
