@@ -16,6 +16,11 @@ the telephone band; Vietnamese: the real vieneu clips). Per level:
   arrived 60 ms to 1.5 s after the previous chunk (the service paces 20 ms
   chunks at most 100 ms ahead, so such a gap means it fell behind real time;
   longer silences are taken as pauses between utterances);
+- ASR queue wait: how long the level's speech-recognition jobs (viet-asr's
+  streaming chunks, Whisper's utterances) waited for a free worker, from the
+  service's `callbot_asr_queue_wait_seconds` histogram (read from /metrics
+  before and after the level): the mean, and the p95 as the upper edge of the
+  bucket that holds it;
 - CPU of the service process and its children (Rasa, action server) over the
   level, as a share of one core, and the service's peak RSS, from /proc.
 
@@ -36,9 +41,12 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import httpx
+
 from bench.bench_turns import fetch_health, health_url, load_turns, wait_ready
 from bench.stats import emit, is_loopback, percentile, table
-from callcenter.media_client import MediaStreamCall, MediaStreamError, play_turns
+from callcenter.media_client import MediaStreamCall, MediaStreamError
+from callcenter.scripted_caller import play_turns
 
 MAX_LEVEL = 30
 GAP_S = 0.060
@@ -123,9 +131,55 @@ def rss_mb(pid: int) -> float | None:
     return None
 
 
+QUEUE_WAIT = "callbot_asr_queue_wait_seconds"
+
+
+async def queue_wait_histogram(url: str) -> dict[str, float]:
+    """The ASR queue-wait histogram's series (`le` edge, "sum", "count") from /metrics."""
+    found: dict[str, float] = {}
+    try:
+        async with httpx.AsyncClient(timeout=3.0, trust_env=False) as client:
+            text = (await client.get(url)).text
+    except httpx.HTTPError:
+        return found
+    for line in text.splitlines():
+        if not line.startswith(QUEUE_WAIT):
+            continue
+        name, _, number = line.rpartition(" ")
+        if name.startswith(f"{QUEUE_WAIT}_bucket"):
+            found[name.split('le="')[1].split('"')[0]] = float(number)
+        elif name in (f"{QUEUE_WAIT}_sum", f"{QUEUE_WAIT}_count"):
+            found[name.rsplit("_", 1)[1]] = float(number)
+    return found
+
+
+def queue_wait_figures(before: dict[str, float], after: dict[str, float]) -> dict[str, object]:
+    """Jobs, mean wait and p95 (a bucket's upper edge) between two histogram readings."""
+    jobs = after.get("count", 0.0) - before.get("count", 0.0)
+    if jobs <= 0:
+        return {"asr_jobs": 0, "asr_wait_mean_ms": None, "asr_wait_p95_ms_at_most": None}
+    mean_s = (after.get("sum", 0.0) - before.get("sum", 0.0)) / jobs
+    edges = sorted((float(le), le) for le in after if le not in ("sum", "count"))
+    p95 = None
+    for edge, le in edges:
+        if after[le] - before.get(le, 0.0) >= 0.95 * jobs:
+            p95 = None if edge == float("inf") else round(edge * 1000, 1)
+            break
+    return {
+        "asr_jobs": int(jobs),
+        "asr_wait_mean_ms": round(mean_s * 1000, 2),
+        "asr_wait_p95_ms_at_most": p95,
+    }
+
+
+def metrics_url(ws_url: str) -> str:
+    return health_url(ws_url).removesuffix("/health") + "/metrics"
+
+
 async def run_level(
     args: argparse.Namespace, pid: int | None, n: int, turns: list[bytes]
 ) -> dict[str, object]:
+    waits_before = await queue_wait_histogram(metrics_url(args.url))
     ticks_before, started = (cpu_ticks(pid) if pid else 0), time.monotonic()
     peak_rss: list[float] = []
 
@@ -146,6 +200,7 @@ async def run_level(
     elapsed = time.monotonic() - started
     cpu = (cpu_ticks(pid) - ticks_before) / os.sysconf("SC_CLK_TCK") / elapsed if pid else None
     latencies = [s * 1000 for r in results for s in r.latencies_s]
+    waits = queue_wait_figures(waits_before, await queue_wait_histogram(metrics_url(args.url)))
     busy = [r.busy_prompt_s * 1000 for r in results if r.queued and r.busy_prompt_s is not None]
     return {
         "calls": n,
@@ -158,6 +213,7 @@ async def run_level(
         "turn_p95_ms": round(percentile(latencies, 0.95), 1) if latencies else None,
         "audio_gaps": sum(r.gaps for r in results),
         "worst_gap_ms": round(max((r.worst_gap_s for r in results), default=0) * 1000, 1),
+        **waits,
         "cpu_cores": None if cpu is None else round(cpu, 2),
         "rss_mb_peak": max(peak_rss) if peak_rss else None,
         "seconds": round(elapsed, 1),
@@ -222,6 +278,8 @@ async def run(args: argparse.Namespace) -> int:
             "turn p95",
             "gaps",
             "worst gap",
+            "ASR wait mean",
+            "ASR wait p95 <=",
             "CPU cores",
             "RSS MB",
         ]
@@ -238,6 +296,8 @@ async def run(args: argparse.Namespace) -> int:
                         r["turn_p95_ms"],
                         r["audio_gaps"],
                         r["worst_gap_ms"],
+                        r["asr_wait_mean_ms"],
+                        r["asr_wait_p95_ms_at_most"],
                         r["cpu_cores"],
                         r["rss_mb_peak"],
                     ]

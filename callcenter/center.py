@@ -16,6 +16,7 @@ from typing import TypeVar
 
 from asr.factory import AsrEngines, load_engines
 from asr.model import ensure_whisper_model
+from callcenter.asr_pool import MeasuredPool
 from callcenter.chat import ChatService
 from callcenter.events import CallbotError, CallInfo, Language
 from callcenter.metrics import Metrics
@@ -121,7 +122,7 @@ class CallCenter:
                     self.components[name] = "not started: an earlier part failed"
             return
         await dialog_started
-        self._executor = ThreadPoolExecutor(settings.asr_workers, thread_name_prefix="asr")
+        self._executor = MeasuredPool(settings.asr_workers, self.metrics.asr_queue_wait.observe)
         dialog_model = await asyncio.to_thread(self._dialog_model, dialog)
         self._chat = ChatService(
             dialog, store, dialog_timeout_s=settings.dialog_timeout_s, dialog_model=dialog_model

@@ -1,4 +1,5 @@
-"""Prometheus metrics: calls in progress, turns, reply latency, errors, queue, hand-offs.
+"""Prometheus metrics: calls in progress, turns, reply latency, ASR queue wait, errors,
+queue, hand-offs.
 
 One `Metrics` per service (its own registry, made in `create_app`), handed to
 every call through `SessionServices`. Labels carry no personal data: the line,
@@ -12,6 +13,7 @@ from collections.abc import Callable
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 LATENCY_BUCKETS_S = (0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0, 2.5, 3.0, 5.0, 10.0)
+QUEUE_WAIT_BUCKETS_S = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0)
 
 
 class Metrics:
@@ -30,6 +32,12 @@ class Metrics:
             "callbot_reply_latency_seconds",
             "End of the caller's speech to the first audio of the reply",
             buckets=LATENCY_BUCKETS_S,
+            registry=self.registry,
+        )
+        self.asr_queue_wait = Histogram(
+            "callbot_asr_queue_wait_seconds",
+            "Time a speech-recognition job waited for a free worker",
+            buckets=QUEUE_WAIT_BUCKETS_S,
             registry=self.registry,
         )
         self.errors = Counter(

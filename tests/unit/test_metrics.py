@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
 import pytest
 
+from callcenter.asr_pool import MeasuredPool
 from callcenter.events import DialogTurn
 from callcenter.metrics import Metrics
 from dialog.base import DialogError
@@ -60,3 +62,22 @@ async def test_metrics_endpoint_reports_the_queue_without_personal_data(api: Api
     assert 'callbot_incidents_open{status="acknowledged"} 1.0' in text
     assert "callbot_calls_in_progress 0.0" in text
     assert "0912345678" not in text and "Hàng Bài" not in text
+
+
+def test_the_asr_pool_reports_how_long_a_job_waited_for_a_worker() -> None:
+    metrics = Metrics()
+    waits: list[float] = []
+
+    def observe(wait_s: float) -> None:
+        waits.append(wait_s)
+        metrics.asr_queue_wait.observe(wait_s)
+
+    with MeasuredPool(1, observe) as pool:
+        first, second = pool.submit(time.sleep, 0.2), pool.submit(lambda: "decoded")
+        first.result(5)
+        assert second.result(5) == "decoded"  # the job's own result comes back
+
+    # With one worker, the second job waited for the first one's 0.2 s.
+    assert len(waits) == 2 and waits[1] >= 0.19 and waits[0] < waits[1]
+    assert value(metrics, "callbot_asr_queue_wait_seconds_count") == 2
+    assert value(metrics, "callbot_asr_queue_wait_seconds_bucket", le="0.25") == 2
