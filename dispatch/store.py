@@ -21,9 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
 from datetime import datetime
 from functools import partial
 from typing import Protocol, TypeVar
@@ -75,6 +73,7 @@ from dispatch.rows import (
     turn_view,
 )
 from dispatch.schema import migrate
+from dispatch.turn_numbers import TurnNumbers
 
 __all__ = [
     "CallStatus",
@@ -93,7 +92,6 @@ logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-_SEQ_CACHE_CALLS = 4096  # calls whose next turn number is kept in memory
 _MAX_LIST_LIMIT = 1000
 
 
@@ -117,13 +115,6 @@ class CallStore(Protocol):
     async def list_calls(self, limit: int = 50) -> list[CallSummary]: ...
     async def get_incident(self, incident_id: str) -> IncidentView | None: ...
     async def close(self) -> None: ...
-
-
-@dataclass(slots=True)
-class _SeqCounter:
-    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-    next_seq: int | None = None  # None until seeded from the database
-    floor: int = 1  # above every explicit seq seen, seeded or not
 
 
 class SqlCallStore:
@@ -151,7 +142,7 @@ class SqlCallStore:
         self.feed = feed or ChangeFeed()
         self.node = node  # written on every call this store starts
         self._timeout_s = timeout_s
-        self._counters: OrderedDict[str, _SeqCounter] = OrderedDict()
+        self._turn_numbers = TurnNumbers()
         try:
             url = normalise_url(make_url(database_url))
             self._where = url.render_as_string(hide_password=True)
@@ -203,9 +194,7 @@ class SqlCallStore:
 
         (`start_call` does this when it creates the call; a journaling wrapper does
         it for a call started while the database was away.)"""
-        counter = self._counter(call_id)
-        if counter.next_seq is None:
-            counter.next_seq = 1
+        self._turn_numbers.note_new_call(call_id)
 
     async def mark_answered(self, call_id: str, at: datetime) -> None:
         values = {"answered_at": aware(at)}
@@ -219,7 +208,7 @@ class SqlCallStore:
         elif seq < 1:
             raise ValueError(f"seq must be >= 1, got {seq}")
         else:
-            self._note_seq(call_id, seq)
+            self._turn_numbers.note_written(call_id, seq)
         values = turn_values(call_id, seq, turn)
         change = StoreChange("turn", call_id=call_id, seq=seq)
         inserted = await self._run(
@@ -497,44 +486,18 @@ class SqlCallStore:
 
     # -- turn numbering -----------------------------------------------------------
 
-    def _counter(self, call_id: str) -> _SeqCounter:
-        counter = self._counters.get(call_id)
-        if counter is None:
-            counter = self._counters[call_id] = _SeqCounter()
-            while len(self._counters) > _SEQ_CACHE_CALLS:
-                oldest_id, oldest = next(iter(self._counters.items()))
-                if oldest.lock.locked():
-                    break
-                del self._counters[oldest_id]
-        else:
-            self._counters.move_to_end(call_id)
-        return counter
-
     async def allocate_seq(self, call_id: str) -> int:
         """The next turn number of `call_id` (what `add_turn` uses without a seq)."""
-        counter = self._counter(call_id)
-        async with counter.lock:  # FIFO: callers get numbers in the order they asked
-            if counter.next_seq is None:
-                stored = await self._run("add_turn", partial(self._max_seq, call_id))
-                counter.next_seq = stored + 1
-            seq = max(counter.next_seq, counter.floor)
-            counter.next_seq = seq + 1
-            return seq
+
+        async def highest_stored() -> int:
+            return await self._run("add_turn", partial(self._max_seq, call_id))
+
+        return await self._turn_numbers.allocate(call_id, highest_stored)
 
     async def allocate_known_seq(self, call_id: str) -> int | None:
         """Like `allocate_seq` without asking the database: None if the call's numbering
         is not known here yet (used while writes are journaled)."""
-        counter = self._counter(call_id)
-        async with counter.lock:
-            if counter.next_seq is None:
-                return None
-            seq = max(counter.next_seq, counter.floor)
-            counter.next_seq = seq + 1
-            return seq
-
-    def _note_seq(self, call_id: str, seq: int) -> None:
-        counter = self._counter(call_id)
-        counter.floor = max(counter.floor, seq + 1)
+        return await self._turn_numbers.allocate_known(call_id)
 
     # -- blocking work (runs in a worker thread) ----------------------------------
 
