@@ -40,9 +40,10 @@ from callcenter.playback import CallOutput, Player
 from callcenter.prompts import Prompt, prompt_text
 from callcenter.recording import CallRecorder, CallRecording
 from callcenter.settings import Settings
+from callcenter.turn_log import TurnLog, write_safely
 from dialog.base import Dialog, DialogError
 from dispatch.records import CallStatus, JsonValue
-from dispatch.store import CallStore, TurnData
+from dispatch.store import CallStore
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +89,7 @@ class CallSession:
         self._player = Player(output)
         self._frames: asyncio.Queue[AudioFrame | None] = asyncio.Queue(maxsize=250)
         self._transcripts: asyncio.Queue[Transcript] = asyncio.Queue()
-        self._writes: asyncio.Queue[TurnData | None] = asyncio.Queue()
+        self._turns = TurnLog(info.call_id, services.store, services.metrics)
         self._audio_ms = 0
         self._arrival_ms: deque[int] = deque(maxlen=_ARRIVALS_KEPT)
         self._arrival_at: deque[float] = deque(maxlen=_ARRIVALS_KEPT)
@@ -241,7 +242,7 @@ class CallSession:
         if self._svc.metrics is not None:
             self._svc.metrics.calls.labels(self.info.line.value, self.info.channel).inc()
         store = self._svc.store
-        await self._safe(store.start_call(self.info, datetime.now(UTC)), "store start_call")
+        await write_safely(store.start_call(self.info, datetime.now(UTC)), "store start_call")
         recognizer = CallRecognizer(
             self._svc.transcriber_for(self.info.language),
             self.info.language,
@@ -254,13 +255,13 @@ class CallSession:
         )
         async with asyncio.TaskGroup() as tg:
             player = tg.create_task(self._player.run())
-            writer = tg.create_task(self._write_turns())
+            writer = tg.create_task(self._turns.run())
             watchdog = tg.create_task(self._silence_watchdog())
             turns = tg.create_task(self._take_turns())
             if not await self._wait_for_a_line():
                 for idle in (player, watchdog, turns):
                     idle.cancel()
-                await self._writes.put(None)
+                self._turns.close()
                 await writer
                 return
             await self._greet()
@@ -279,7 +280,7 @@ class CallSession:
                 await listening
             for task in (player, watchdog, turns, done, hung_up):
                 task.cancel()
-            await self._writes.put(None)
+            self._turns.close()
             await writer
 
     async def _wait_for_a_line(self) -> bool:
@@ -346,10 +347,10 @@ class CallSession:
             log.info("greeting audio started after %.0f ms", self.outcome.greeting_ms)
 
         self._player.enqueue(speech, "greeting", greeted)
-        await self._safe(
+        await write_safely(
             self._svc.store.mark_answered(self.info.call_id, datetime.now(UTC)), "mark answered"
         )
-        self._record_bot(turn, start_ms=self._call_ms(), latency_ms=None)
+        self._turns.bot(turn, start_ms=self._call_ms(), latency_ms=None)
 
     async def _listen(self, recognizer: CallRecognizer) -> None:
         try:
@@ -387,7 +388,7 @@ class CallSession:
 
     async def _take_turn(self, transcript: Transcript) -> None:
         speech_end_at = self._arrival_time(transcript.end_ms)
-        self._record_caller(transcript)
+        self._turns.caller(transcript)
         if self._caller_hung_up.is_set():
             return
         if self._muted:
@@ -442,7 +443,7 @@ class CallSession:
                 latency_ms,
                 transcript.decode_ms,
             )
-            self._record_bot(turn, start_ms=start_ms, latency_ms=latency_ms)
+            self._turns.bot(turn, start_ms=start_ms, latency_ms=latency_ms)
 
         self._player.enqueue(speech, f"reply-{self._replies}", first_audio)
         await self._save_incident(turn)
@@ -506,9 +507,7 @@ class CallSession:
             log.error("could not play the %s prompt: %r", prompt.value, exc)
             return
         self._player.enqueue(speech, mark)
-        self._writes.put_nowait(
-            TurnData(speaker="bot", text=text, start_ms=self._call_ms(), end_ms=None)
-        )
+        self._turns.prompt(text, start_ms=self._call_ms())
 
     async def _speak(self, text: str) -> Speech:
         return await asyncio.wait_for(
@@ -520,50 +519,10 @@ class CallSession:
         if self._svc.metrics is not None:
             self._svc.metrics.errors.labels(component).inc()
 
-    def _count_turn(self, speaker: str) -> None:
-        if self._svc.metrics is not None:
-            self._svc.metrics.turns.labels(speaker).inc()
-
     def _request_handoff(self) -> None:
         if not self.handoff_requested.is_set() and self._svc.metrics is not None:
             self._svc.metrics.handoffs.inc()
         self.handoff_requested.set()
-
-    def _record_caller(self, transcript: Transcript) -> None:
-        self._count_turn("caller")
-        self._writes.put_nowait(
-            TurnData(
-                speaker="caller",
-                text=transcript.text,
-                start_ms=transcript.start_ms,
-                end_ms=transcript.end_ms,
-                asr_engine=transcript.engine,
-                asr_confidence=transcript.confidence,
-                decode_ms=transcript.decode_ms,
-            )
-        )
-
-    def _record_bot(self, turn: DialogTurn, *, start_ms: int, latency_ms: float | None) -> None:
-        self._count_turn("bot")
-        self._writes.put_nowait(
-            TurnData(
-                speaker="bot",
-                text=turn.reply,
-                start_ms=start_ms,
-                end_ms=None,
-                reply_latency_ms=latency_ms,
-                intent=turn.category,
-                intent_confidence=turn.intent_confidence,
-                slots=dict(turn.slots),
-            )
-        )
-
-    async def _write_turns(self) -> None:
-        while True:
-            turn = await self._writes.get()
-            if turn is None:
-                return
-            await self._safe(self._svc.store.add_turn(self.info.call_id, turn), "add turn")
 
     async def _save_incident(self, turn: DialogTurn) -> None:
         incident = incident_from_turn(self.info, turn, self._evidence)
@@ -575,20 +534,20 @@ class CallSession:
                 extra["taken_over_by"] = self._taken_over_by
             if extra:
                 incident = replace(incident, details={**incident.details, **extra})
-            await self._safe(
+            await write_safely(
                 self._svc.store.upsert_incident(incident, actor=f"bot:{self._svc.dialog.name}"),
                 "upsert incident",
             )
 
     async def _close_record(self) -> None:
         if self._recording is not None:
-            await self._safe(self._recording.finish(self._svc.store), "save recording")
+            await write_safely(self._recording.finish(self._svc.store), "save recording")
         outcome = self.outcome
         if outcome.status == "in_progress":
             outcome.status = "completed"
         with contextlib.suppress(Exception):
             await self._svc.dialog.end(self.info.call_id)
-        await self._safe(
+        await write_safely(
             self._svc.store.end_call(
                 self.info.call_id,
                 outcome.status,
@@ -598,13 +557,6 @@ class CallSession:
             ),
             "end call",
         )
-
-    async def _safe(self, write: Awaitable[None], what: str) -> None:
-        """Run a store write; a failing store must never break the call."""
-        try:
-            await write
-        except (CallbotError, TimeoutError) as exc:
-            log.error("store write failed (%s): %r", what, exc)
 
     # ----- clocks -----------------------------------------------------
     def _call_ms(self) -> int:
