@@ -28,12 +28,8 @@ import httpx
 
 from bench.stats import emit, is_loopback, summarize_ms, table
 from callcenter.audio import write_wav
-from callcenter.media_client import (
-    MediaStreamCall,
-    MediaStreamError,
-    TurnTiming,
-    play_turns,
-)
+from callcenter.media_client import MediaStreamCall, MediaStreamError
+from callcenter.scripted_caller import TurnTiming, play_turns
 
 log = logging.getLogger("bench.bench_turns")
 

@@ -108,7 +108,8 @@ def _model(dest: Path | None) -> int:
 
 async def _call(args: argparse.Namespace) -> int:
     from callcenter.audio import read_wav_16k, write_wav
-    from callcenter.media_client import MediaStreamCall, play_turns
+    from callcenter.media_client import MediaStreamCall
+    from callcenter.scripted_caller import play_turns
 
     async with MediaStreamCall(
         args.url, line=args.line, lang=args.lang, caller_number=args.caller

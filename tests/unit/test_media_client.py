@@ -25,8 +25,8 @@ from callcenter.media_client import (
     MediaStreamError,
     last_voiced_frame,
     line_frames,
-    play_turns,
 )
+from callcenter.scripted_caller import play_turns
 
 pytestmark = pytest.mark.unit
 
