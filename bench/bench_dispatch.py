@@ -33,7 +33,6 @@ import contextlib
 import logging
 import os
 import random
-import subprocess
 import sys
 import tempfile
 import time
@@ -46,15 +45,17 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-import httpx
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
-from bench.stats import emit, fmt, is_loopback, summarize_ms, table
-from callcenter.events import CallInfo, Language, Line
+from bench.dispatch_incidents import expected_audit, incident_pair
+from bench.dispatch_page import bench_page
+from bench.dispatch_report import print_table
+from bench.stats import emit, is_loopback, summarize_ms
+from callcenter.events import CallInfo, Language
 from dispatch.errors import AlreadyClaimed, DispatchError
-from dispatch.records import IncidentData, JsonValue
+from dispatch.records import IncidentData
 from dispatch.store import SqlCallStore
 
 log = logging.getLogger("bench.bench_dispatch")
@@ -62,23 +63,10 @@ log = logging.getLogger("bench.bench_dispatch")
 DEFAULT_PG_URL = os.environ.get(
     "CALLBOT_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [  # as tests/e2e/test_dispatch_console.py
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-DISPATCHER = "bench"
-PASSWORD = "a long benchmark dispatcher password"
 
 TARGET_PAGE_P95_MS = 300.0
 TARGET_INCIDENTS = 1000
 TARGET_WRITERS = 20
-NEVER_SHOWN_AFTER_MS = 5000.0
 LIMITS = {
     "incidents": (1, 20_000),
     "writers": (1, 200),
@@ -86,95 +74,6 @@ LIMITS = {
     "claims": (1, 2000),
     "page_incidents": (1, 200),
 }
-
-# What the bot writes and the store audits (dispatch.incidents.BOT_FIELDS), kept
-# apart here so that the expected audit rows are not computed by the code under test.
-AUDITED = (
-    "call_id",
-    "line",
-    "category",
-    "priority",
-    "location_text",
-    "callback_number",
-    "caller_name",
-    "injured",
-    "details",
-)
-KINDS: tuple[tuple[Line, str, int], ...] = (
-    (Line.FIRE, "fire", 1),
-    (Line.POLICE, "robbery", 2),
-    (Line.POLICE, "traffic_accident", 2),
-    (Line.FIRE, "explosion_gas_leak", 1),
-    (Line.POLICE, "theft", 3),
-    (Line.POLICE, "assault", 2),
-    (Line.FIRE, "other_rescue", 2),
-)
-STREETS = (
-    "phố Huế",
-    "Hàng Bài",
-    "ngõ 105 Láng Hạ",
-    "Kim Mã",
-    "Nguyễn Trãi",
-    "Giải Phóng",
-    "Trần Duy Hưng",
-    "Cầu Giấy",
-)
-NAMES = ("Nguyễn Văn An", "Trần Thị Bích", "Lê Minh Châu", "Phạm Quốc Dũng", "Hoàng Thu Hà")
-
-
-# ---------------------------------------------------------------- incidents
-
-
-def incident_pair(prefix: str, index: int) -> tuple[IncidentData, IncidentData]:
-    """An incident as the bot first writes it, and after one more detail arrived."""
-    line, category, priority = KINDS[index % len(KINDS)]
-    street = STREETS[(index // len(KINDS)) % len(STREETS)]
-    location = f"số {index % 300 + 1} {street}"
-    number = f"09{index:08d}"
-    details: dict[str, JsonValue] = {
-        "incident_location": location,
-        "callback_number": number,
-    }
-    if priority == 1:
-        details["red_flags"] = ["people_trapped"]
-    first = IncidentData(
-        id=f"{prefix}-{index:05d}",
-        line=line,
-        call_id=f"{prefix}-call-{index:05d}",
-        category=category,
-        priority=priority,
-        location_text=location,
-        callback_number=number,
-        details=details,
-    )
-    name = NAMES[index % len(NAMES)]
-    injured = index % 3
-    second = replace(
-        first,
-        caller_name=name,
-        injured=injured,
-        details={**details, "caller_name": name, "injured": str(injured)},
-    )
-    return first, second
-
-
-def audited_fields(incident: IncidentData) -> dict[str, object]:
-    values = {name: getattr(incident, name) for name in AUDITED}
-    values["line"] = str(incident.line)
-    values["details"] = dict(incident.details)
-    return values
-
-
-def expected_audit(first: IncidentData, second: IncidentData) -> dict[int, int]:
-    """Audit rows per version: every non-empty field and the status at creation,
-    then every field the update changed."""
-    created = audited_fields(first)
-    updated = audited_fields(second)
-    return {
-        1: sum(1 for value in created.values() if value not in (None, {}, [])) + 1,
-        2: sum(1 for name in AUDITED if created[name] != updated[name]),
-    }
-
 
 # ---------------------------------------------------------------- timing logs
 
@@ -551,277 +450,7 @@ async def bench_postgres(args: argparse.Namespace) -> dict[str, object]:
         return {"url": shown, "error": f"schema set-up failed: {exc}"[:500]}
 
 
-# ---------------------------------------------------------------- the page
-
-OBSERVER_JS = """
-() => {
-  window.__seen = {};
-  window.__frame = {};
-  const body = document.querySelector("#queue-body");
-  const note = (node) => {
-    if (!(node instanceof HTMLTableRowElement) || !node.classList.contains("incident")) return;
-    const id = node.dataset.id;
-    if (!id || id in window.__seen) return;
-    window.__seen[id] = Date.now();
-    requestAnimationFrame(() => { window.__frame[id] = Date.now(); });
-  };
-  for (const tr of body.querySelectorAll("tr.incident")) window.__seen[tr.dataset.id] = 0;
-  new MutationObserver((records) => {
-    for (const record of records) for (const node of record.addedNodes) note(node);
-  }).observe(body, { childList: true });
-  return body.querySelectorAll("tr.incident").length;
-}
-"""
-
-SEEN_JS = "() => ({ seen: window.__seen, frame: window.__frame })"
-
-
-def page_message(index: int) -> tuple[Line, str]:
-    """A resident's first message reporting an emergency, varied."""
-    n = 3 + index * 7 % 190
-    messages = (
-        (Line.FIRE, f"cháy nhà ở số {n} phố Huế"),
-        (Line.POLICE, f"có cướp ở ngõ {n} Láng Hạ"),
-        (Line.FIRE, f"cháy nhà ở số {n} Hàng Bài, có người bị kẹt trên tầng hai"),
-        (Line.POLICE, f"tôi vừa bị cướp điện thoại ở số {n} Kim Mã"),
-        (Line.FIRE, f"có đám cháy lớn ở số {n} Nguyễn Trãi, khói rất nhiều"),
-        (Line.POLICE, f"có cướp giật túi xách ở ngõ {n} Cầu Giấy"),
-    )
-    return messages[index % len(messages)]
-
-
-@dataclass
-class PageSample:
-    index: int
-    line: str
-    text: str
-    incident_id: str | None = None
-    post_start_ms: float | None = None
-    post_end_ms: float | None = None
-    error: str | None = None
-
-
-def report_incident(client: httpx.Client, sample: PageSample, number: str) -> None:
-    try:
-        opened = client.post(
-            "/api/v1/chat/sessions", json={"line": sample.line, "lang": "vi", "from": number}
-        )
-        opened.raise_for_status()
-        session_id = opened.json()["session_id"]
-        sample.post_start_ms = time.time() * 1000.0
-        reply = client.post(
-            f"/api/v1/chat/sessions/{session_id}/messages", json={"text": sample.text}
-        )
-        sample.post_end_ms = time.time() * 1000.0
-        reply.raise_for_status()
-        incident_id = reply.json()["state"]["incident_id"]
-    except (httpx.HTTPError, ValueError, KeyError, TypeError) as exc:
-        sample.error = repr(exc)[:200]
-        return
-    sample.incident_id = None if incident_id is None else str(incident_id)
-
-
-def create_dispatcher(data_dir: Path) -> None:
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "callcenter.cli",
-            "users",
-            "create",
-            DISPATCHER,
-            "--role",
-            "dispatcher",
-        ],
-        input=PASSWORD + "\n",
-        text=True,
-        check=True,
-        cwd=Path(__file__).resolve().parents[1],
-        env={"CALLBOT_DATA_DIR": str(data_dir), "PATH": "/usr/bin:/bin"},
-        capture_output=True,
-        timeout=60,
-    )
-
-
-def page_latencies(
-    samples: Sequence[PageSample], seen: dict[str, Any], frame: dict[str, Any]
-) -> dict[str, object]:
-    from_end: list[float] = []
-    from_start: list[float] = []
-    to_frame: list[float] = []
-    never = 0
-    rows = []
-    for s in samples:
-        if s.incident_id is None or s.post_end_ms is None or s.post_start_ms is None:
-            continue
-        shown = seen.get(s.incident_id)
-        painted = frame.get(s.incident_id)
-        late = shown is None or float(shown) - s.post_end_ms > NEVER_SHOWN_AFTER_MS
-        if late:
-            never += 1
-        if shown is not None and not late:
-            from_end.append((float(shown) - s.post_end_ms) / 1000.0)
-            from_start.append((float(shown) - s.post_start_ms) / 1000.0)
-            if painted is not None:
-                to_frame.append((float(painted) - s.post_end_ms) / 1000.0)
-        rows.append(
-            {
-                "incident_id": s.incident_id,
-                "post_ms": round(s.post_end_ms - s.post_start_ms, 1),
-                "shown_after_answer_ms": None
-                if shown is None
-                else round(float(shown) - s.post_end_ms, 1),
-            }
-        )
-    return {
-        "from_answer": summarize_ms(from_end),
-        "from_post_start": summarize_ms(from_start),
-        "next_frame_from_answer": summarize_ms(to_frame),
-        "never_shown_within_5s": never,
-        "shown_before_answer": sum(1 for v in from_end if v < 0),
-        "samples": rows,
-    }
-
-
-def bench_page(args: argparse.Namespace) -> dict[str, object]:
-    """Write -> page latency in headless Chromium, against the real service."""
-    if args.skip_browser:
-        return {"skipped": "--skip-browser"}
-    if not CHROMIUM.exists():
-        return {"skipped": f"{CHROMIUM} is not installed (apt-get install chromium)"}
-    from playwright.sync_api import Error as PlaywrightError
-    from playwright.sync_api import sync_playwright
-
-    from tests.e2e.conftest import start_service, stop_service
-
-    with tempfile.TemporaryDirectory(prefix="bench-dispatch-page-") as tmp:
-        data_dir = Path(tmp) / "service"
-        started = time.monotonic()
-        try:
-            service = start_service(
-                data_dir, CALLBOT_DATABASE_URL=f"sqlite:///{data_dir / 'callbot.db'}"
-            )
-        except RuntimeError as exc:
-            return {"unreachable": True, "error": f"the service did not start: {exc}"[-2000:]}
-        startup_s = time.monotonic() - started
-        if not is_loopback(service.base_url):
-            stop_service(service)
-            return {"unreachable": True, "error": f"not loopback: {service.base_url}"}
-        try:
-            create_dispatcher(data_dir)
-            with sync_playwright() as playwright:
-                browser = playwright.chromium.launch(
-                    executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
-                )
-                try:
-                    return measure_page(browser, service.base_url, args) | {
-                        "service_start_s": round(startup_s, 1)
-                    }
-                finally:
-                    browser.close()
-        except (subprocess.SubprocessError, PlaywrightError) as exc:
-            return {"error": repr(exc)[:500], "service_log": service.log_tail(20)}
-        finally:
-            stop_service(service)
-
-
-def measure_page(browser: Any, base_url: str, args: argparse.Namespace) -> dict[str, object]:
-    context = browser.new_context()
-    page = context.new_page()
-    page.goto(f"{base_url}/dispatch")
-    page.wait_for_url("**/login**", timeout=10_000)
-    page.fill("#username", DISPATCHER)
-    page.fill("#password", PASSWORD)
-    page.click("#login-button")
-    page.wait_for_url(f"{base_url}/dispatch", timeout=10_000)
-    page.wait_for_selector('body[data-live="1"]', state="attached", timeout=10_000)
-    page.evaluate(OBSERVER_JS)
-
-    samples = []
-    for index in range(args.page_incidents):
-        line, message = page_message(index)
-        samples.append(PageSample(index, str(line), message))
-    started = time.monotonic()
-    with httpx.Client(base_url=base_url, timeout=10.0, trust_env=False) as client:
-        for sample in samples:
-            wait_s = started + sample.index / args.page_rate - time.monotonic()
-            if wait_s > 0:
-                time.sleep(wait_s)
-            report_incident(client, sample, f"09{sample.index + 1:08d}")
-    wanted = {s.incident_id for s in samples if s.incident_id is not None}
-    last_end = max((s.post_end_ms or 0.0 for s in samples), default=time.time() * 1000.0)
-    while True:  # until every row is there, or 5 s after the last answer
-        found = page.evaluate(SEEN_JS)
-        if wanted <= set(found["seen"]) or time.time() * 1000.0 > last_end + NEVER_SHOWN_AFTER_MS:
-            break
-        time.sleep(0.2)
-    time.sleep(0.1)  # let the last frames run
-    found = page.evaluate(SEEN_JS)
-    context.close()
-    posts = [
-        (s.post_end_ms - s.post_start_ms) / 1000.0
-        for s in samples
-        if s.post_end_ms is not None and s.post_start_ms is not None
-    ]
-    return {
-        "incidents_requested": args.page_incidents,
-        "rate_per_s": args.page_rate,
-        "reported": len(wanted),
-        "no_incident_id": sum(1 for s in samples if s.incident_id is None and s.error is None),
-        "errors": [f"#{s.index}: {s.error}" for s in samples if s.error][:5],
-        "chat_message_latency": summarize_ms(posts),
-        **page_latencies(samples, found["seen"], found["frame"]),
-    }
-
-
 # ---------------------------------------------------------------- report
-
-
-def store_rows(name: str, result: dict[str, Any]) -> list[list[object]]:
-    if "skipped" in result or "error" in result:
-        what = "skipped" if "skipped" in result else "error"
-        reason = str(result[what]).splitlines()[0]
-        return [[name, what, "", "", "", "", "", reason[:110]]]
-    writes, retries, claims = result["writes"], result["retries"], result["claims"]
-    wc, rc, cc = writes["check"], retries["check"], claims["check"]
-    return [
-        [
-            name,
-            "write (create + update)",
-            writes["writes"],
-            writes["writes_per_s"],
-            writes["write_latency"]["median_ms"],
-            writes["write_latency"]["p95_ms"],
-            writes["write_latency"]["max_ms"],
-            f"{writes['incidents_per_s']} incidents/s; rows {wc['rows']}/{wc['expected_rows']}, "
-            f"lost {wc['lost']}, dup {wc['duplicated']}, v!=2 {wc['not_at_version_2']}, "
-            f"audit {wc['audit_rows']}/{wc['audit_rows_expected']}, errors {writes['errors']}",
-        ],
-        [
-            name,
-            "retry (same last write)",
-            retries["writes"],
-            retries["writes_per_s"],
-            retries["write_latency"]["median_ms"],
-            retries["write_latency"]["p95_ms"],
-            retries["write_latency"]["max_ms"],
-            f"rows {rc['rows']}, new versions {rc['new_versions']}, "
-            f"new audit rows {rc['audit_rows_added']}, errors {retries['errors']}",
-        ],
-        [
-            name,
-            "claim attempts",
-            claims["attempts"],
-            claims["attempts_per_s"],
-            claims["attempt_latency"]["median_ms"],
-            claims["attempt_latency"]["p95_ms"],
-            claims["attempt_latency"]["max_ms"],
-            f"{claims['claims']} won ({claims['claims_per_s']}/s; all claimed after "
-            f"{claims['all_claimed_after_s']} s), "
-            f"{claims['already_claimed']} AlreadyClaimed, errors {claims['errors']}; "
-            f"one winner each: {'yes' if cc['ok'] else 'NO'}",
-        ],
-    ]
 
 
 def writes_meet_target(result: dict[str, Any], args: argparse.Namespace) -> bool | None:
@@ -835,73 +464,6 @@ def writes_meet_target(result: dict[str, Any], args: argparse.Namespace) -> bool
         and check["ok"]
         and not writes["errors"]
     )
-
-
-def print_table(report: dict[str, Any]) -> None:
-    stores = report["stores"]
-    rows: list[list[object]] = []
-    for name in ("sqlite", "postgresql"):
-        rows.extend(store_rows(name, stores[name]))
-    params = report["params"]
-    out = [
-        f"\ndispatch store: {params['incidents']} incidents by {params['writers']} writers; "
-        f"{params['dispatchers']} dispatchers on {params['claims']} incidents\n",
-        table(
-            ["store", "figure", "n", "per s", "median ms", "p95 ms", "max ms", "check"],
-            rows,
-        ),
-    ]
-    page = report["page"]
-    if "from_answer" in page:
-        prow = []
-        for label, key in (
-            ("answer returned -> row in page", "from_answer"),
-            ("POST sent -> row in page", "from_post_start"),
-            ("answer returned -> next frame", "next_frame_from_answer"),
-            ("chat message POST", "chat_message_latency"),
-        ):
-            s = page[key]
-            prow.append([label, s["n"], s["median_ms"], s["p95_ms"], s["max_ms"]])
-        out.append(
-            f"\n\nwrite -> page in headless Chromium: {page['reported']} incidents reported "
-            f"at {page['rate_per_s']}/s, {page['never_shown_within_5s']} not shown within 5 s\n"
-        )
-        out.append(table(["figure", "n", "median ms", "p95 ms", "max ms"], prow))
-    else:
-        out.append(f"\n\nwrite -> page: {page.get('skipped') or page.get('error')}")
-    met = report["meets_targets"]
-
-    def verdict(value: object) -> str:
-        return "-" if value is None else ("yes" if value else "NO")
-
-    page_p95 = page.get("from_answer", {}).get("p95_ms") if "from_answer" in page else None
-    target_rows: list[list[object]] = [
-        ["write -> page p95 < 300 ms", fmt(page_p95, " ms"), verdict(met["write_to_page_p95"])],
-    ]
-    for name in ("sqlite", "postgresql"):
-        result = stores[name]
-        if "writes" in result:
-            check = result["writes"]["check"]
-            measured = (
-                f"{result['writes']['incidents_written']} incidents, {check['lost']} lost, "
-                f"{check['duplicated']} duplicated"
-            )
-        else:
-            measured = "skipped" if "skipped" in result else "error"
-        target_rows.append(
-            [
-                f"{name}: 1,000 incidents by 20 writers, 0 lost, 0 duplicated",
-                measured,
-                verdict(met[f"writes_{name}"]),
-            ]
-        )
-    out.append("\n\ntargets\n")
-    out.append(table(["target", "measured", "met"], target_rows))
-    out.append(
-        f"\nload average {report['loadavg_before']} -> {report['loadavg_after']}, "
-        f"{report['cpu_count']} CPUs, {report['wall_s']} s\n"
-    )
-    sys.stderr.write("".join(out))
 
 
 # ---------------------------------------------------------------- main

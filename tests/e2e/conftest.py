@@ -10,11 +10,16 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
+from tests.e2e.browser import REPO, launched_chromium
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Browser
+
 _READY_TIMEOUT_S = 120.0
 
 
@@ -113,3 +118,9 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningService
         yield running
     finally:
         stop_service(running)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    """Headless Chromium (Debian's), for one test module."""
+    yield from launched_chromium()

@@ -10,73 +10,25 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import sqlite3
-import subprocess
-import sys
-from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.e2e.conftest import REPO, RunningService
+from tests.e2e import browser as browser_tests
+from tests.e2e.browser import create_user, skip_without_chromium
+from tests.e2e.conftest import RunningService
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
-CHROMIUM = Path("/usr/bin/chromium")
-PASSWORD = "a long dispatcher password"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
+skip_without_chromium()
 
-if not CHROMIUM.exists() or shutil.which("chromium") is None:
-    pytest.skip(
-        "Debian's chromium is not installed (make test installs it when run as root: "
-        "apt-get install chromium chromium-driver)",
-        allow_module_level=True,
-    )
-
-from playwright.sync_api import Browser, Page, expect, sync_playwright  # noqa: E402
-
-
-def create_user(service: RunningService, name: str, role: str) -> None:
-    subprocess.run(
-        [sys.executable, "-m", "callcenter.cli", "users", "create", name, "--role", role],
-        input=PASSWORD + "\n",
-        text=True,
-        check=True,
-        cwd=REPO,
-        env={"CALLBOT_DATA_DIR": str(service.data_dir), "PATH": "/usr/bin:/bin"},
-        capture_output=True,
-    )
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(
-            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
-        )
-        try:
-            yield launched
-        finally:
-            launched.close()
+from playwright.sync_api import Browser, Page, expect  # noqa: E402
 
 
 def log_in(page: Page, service: RunningService, name: str) -> None:
-    page.goto(f"{service.base_url}/dispatch")
-    expect(page).to_have_url(f"{service.base_url}/login?next=/dispatch")
-    page.fill("#username", name)
-    page.fill("#password", PASSWORD)
-    page.click("#login-button")
-    expect(page).to_have_url(f"{service.base_url}/dispatch")
+    """Log in to the console and wait for its live feed."""
+    browser_tests.log_in(page, service.base_url, name, "/dispatch")
     expect(page.locator("body")).to_have_attribute("data-live", "1", timeout=10_000)
 
 
@@ -101,7 +53,7 @@ def report_fire(service: RunningService) -> str:
 def test_a_new_incident_appears_live_and_is_acknowledged(
     service: RunningService, browser: Browser
 ) -> None:
-    create_user(service, "hoa", "dispatcher")
+    create_user(service.data_dir, "hoa", "dispatcher")
     context = browser.new_context()
     page = context.new_page()
     try:

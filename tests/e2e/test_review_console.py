@@ -12,52 +12,26 @@ from __future__ import annotations
 
 import asyncio
 import re
-import shutil
 import sqlite3
-import subprocess
-import sys
 import time
 import unicodedata
 import uuid
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import pytest
 
 from bench.corpus import espeak_pcm, phone_band, read_wav_16k, vieneu_clips
-from callcenter.media_client import MediaStreamCall, play_turns
+from callcenter.media_client import MediaStreamCall
+from callcenter.scripted_caller import play_turns
+from tests.e2e import browser as browser_tests
+from tests.e2e.browser import PASSWORD, create_user, skip_without_chromium
 from tests.e2e.conftest import REPO, RunningService
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.timeout(600)]
 
-CHROMIUM = Path("/usr/bin/chromium")
-PASSWORD = "a long supervisor password"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--autoplay-policy=no-user-gesture-required",
-]
+skip_without_chromium()
 
-if not CHROMIUM.exists() or shutil.which("chromium") is None:
-    pytest.skip(
-        "Debian's chromium is not installed (make test installs it when run as root: "
-        "apt-get install chromium chromium-driver)",
-        allow_module_level=True,
-    )
-
-from playwright.sync_api import (  # noqa: E402
-    Browser,
-    ConsoleMessage,
-    Page,
-    expect,
-    sync_playwright,
-)
+from playwright.sync_api import Browser, ConsoleMessage, Page, expect  # noqa: E402
 
 
 def fold(text: str) -> str:
@@ -69,38 +43,8 @@ def fold(text: str) -> str:
     )
 
 
-def create_user(service: RunningService, name: str, role: str) -> None:
-    subprocess.run(
-        [sys.executable, "-m", "callcenter.cli", "users", "create", name, "--role", role],
-        input=PASSWORD + "\n",
-        text=True,
-        check=True,
-        cwd=REPO,
-        env={"CALLBOT_DATA_DIR": str(service.data_dir), "PATH": "/usr/bin:/bin"},
-        capture_output=True,
-    )
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(
-            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
-        )
-        try:
-            yield launched
-        finally:
-            launched.close()
-
-
 def log_in(page: Page, service: RunningService, name: str, path: str) -> None:
-    """Open `path`, get sent to the login page, log in, and land on `path`."""
-    page.goto(f"{service.base_url}{path}")
-    expect(page).to_have_url(re.compile(r"/login\?next="))
-    page.fill("#username", name)
-    page.fill("#password", PASSWORD)
-    page.click("#login-button")
-    expect(page).to_have_url(f"{service.base_url}{path}")
+    browser_tests.log_in(page, service.base_url, name, path)
 
 
 def caller_turns() -> list[bytes]:
@@ -163,7 +107,7 @@ def test_supervisor_finds_hears_and_reads_a_call(service: RunningService, browse
     call_id = recorded_call(service, caller)
     word = search_word(service, call_id)  # folded: typed without diacritics
 
-    create_user(service, "lan", "supervisor")
+    create_user(service.data_dir, "lan", "supervisor")
     context = browser.new_context(viewport={"width": 1400, "height": 1000})
     page = context.new_page()
     problems: list[str] = []
@@ -220,7 +164,7 @@ def test_supervisor_finds_hears_and_reads_a_call(service: RunningService, browse
     assert not problems, problems
 
     # A dispatcher is not allowed: the API says 403 and the page says so.
-    create_user(service, "minh", "dispatcher")
+    create_user(service.data_dir, "minh", "dispatcher")
     context = browser.new_context()
     page = context.new_page()
     try:

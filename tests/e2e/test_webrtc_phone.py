@@ -21,8 +21,9 @@ from typing import TypeVar
 import pytest
 
 from bench.corpus import espeak_pcm, read_wav_16k, silence_pcm, vieneu_clips
+from tests.e2e.browser import CHROMIUM, CHROMIUM_ARGS, create_user
 from tests.e2e.conftest import RunningService
-from tests.e2e.test_dispatch_console import CHROMIUM, CHROMIUM_ARGS, create_user, log_in
+from tests.e2e.test_dispatch_console import log_in
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -153,7 +154,6 @@ def launch(chromium: BrowserType, wav: Path) -> Browser:
             "--use-fake-ui-for-media-stream",
             "--use-fake-device-for-media-stream",
             f"--use-file-for-fake-audio-capture={wav}",
-            "--autoplay-policy=no-user-gesture-required",
         ],
     )
 
@@ -244,7 +244,7 @@ def test_a_dispatcher_takes_over_a_live_call(
         60,
     )
 
-    create_user(service, "tuan", "dispatcher")
+    create_user(service.data_dir, "tuan", "dispatcher")
     dispatcher = browser.new_context().new_page()
     dispatcher.add_init_script(TRACK_PEERS)
     log_in(dispatcher, service, "tuan")
