@@ -579,6 +579,13 @@ def print_table(report: Mapping[str, Any]) -> None:
         + (" ..." if len(missed) > 12 else "")
         + "\n"
     )
+    if any("HTTP 429" in str(r.get("error")) for r in report["results"]):
+        sys.stderr.write(
+            "some turns were refused by the chat rate limits (HTTP 429): the figures are not "
+            "valid. Start the service with CALLBOT_CHAT_OPENS_PER_IP_PER_MIN, "
+            "CALLBOT_CHAT_OPENS_PER_NUMBER_PER_MIN and CALLBOT_CHAT_MESSAGES_PER_CHAT_PER_MIN "
+            "raised (e.g. 100000) for this benchmark.\n"
+        )
 
 
 # ---------------------------------------------------------------- main

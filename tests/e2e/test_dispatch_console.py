@@ -80,7 +80,8 @@ def test_a_new_incident_appears_live_and_is_acknowledged(
 
     with sqlite3.connect(service.data_dir / "callbot.db") as db:
         stored = db.execute(
-            "select status, acknowledged_by, priority from incidents where id = ?", (incident_id,)
+            "select status, acknowledged_by, priority, category from incidents where id = ?",
+            (incident_id,),
         ).fetchone()
         details = json.loads(
             db.execute("select details from incidents where id = ?", (incident_id,)).fetchone()[0]
@@ -88,7 +89,8 @@ def test_a_new_incident_appears_live_and_is_acknowledged(
         reads = db.execute(
             "select actor, action from access_log where subject like 'call:%'"
         ).fetchall()
-    assert stored == ("acknowledged", "hoa", 1)
+    # A house fire with someone trapped is a fire, not a generic rescue.
+    assert stored == ("acknowledged", "hoa", 1, "fire")
     category = details["evidence"]["category"]
     assert "Hàng Bài" in category["utterance"] and category["model"].startswith("rasa")
     assert ("hoa", "read_transcript") in reads  # opening the incident read its transcript
