@@ -158,6 +158,8 @@ _RULES: Final[tuple[_Rule, ...]] = (
             "someone is in my house/home/flat/apartment", "somebody in my house/home",
             "someone trying to get in", "trying to break", "someone downstairs",
             "stranger in", "man in my house", "someone inside my house",
+            "breaking into", "broke/broken into ** is/are still", "thief/thieves * in the/my/our",
+            "thief/thieves/robber/robbers * still/inside/downstairs/upstairs",
         ),
     ),
     _Rule(

@@ -44,8 +44,11 @@ FLAG_CATEGORY: Final[dict[str, str]] = {
 }
 
 # Flags that name the emergency outright (a weapon is a weapon threat whatever
-# else is said); the others (trapped, unconscious, ...) happen in many kinds.
-DEFINING_FLAGS: Final[frozenset[str]] = frozenset({"weapon", "gas_leak", "spreading_fire"})
+# else is said; an intruder in the house is a burglary in progress); the others
+# (trapped, unconscious, ...) happen in many kinds.
+DEFINING_FLAGS: Final[frozenset[str]] = frozenset(
+    {"weapon", "gas_leak", "spreading_fire", "intruder_present"}
+)
 # Below this the classifier's category yields to a defining red flag.
 MIN_OVER_FLAG_CONFIDENCE: Final[float] = 0.6
 

@@ -495,3 +495,20 @@ async def test_a_weapon_flag_outweighs_an_unsure_classifier() -> None:
                  red_flags=["weapon"], priority=1, handoff=True)
     )
     assert turn.slots["category"] == "weapon_threat"
+
+
+async def test_an_intruder_in_the_house_outweighs_an_unsure_classifier() -> None:
+    # A burglary in progress must never reach the queue as a fire.
+    turn = await _form(
+        _tracker("there is a burglar in my house right now", "report_fire", 0.41,
+                 red_flags=["intruder_present"], priority=1, handoff=True)
+    )
+    assert turn.slots["category"] == "robbery"
+
+
+async def test_a_sure_classifier_keeps_its_category_beside_an_intruder_flag() -> None:
+    turn = await _form(
+        _tracker("my husband broke in and he is beating me", "report_domestic_violence", 0.91,
+                 red_flags=["intruder_present"], priority=1, handoff=True)
+    )
+    assert turn.slots["category"] == "domestic_violence"

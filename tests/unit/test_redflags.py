@@ -61,6 +61,9 @@ RAISED = [
     (RedFlag.INTRUDER_PRESENT, "có người lạ đang cạy cửa nhà tôi"),
     (RedFlag.INTRUDER_PRESENT, "someone is in my house, I can hear them downstairs"),
     (RedFlag.INTRUDER_PRESENT, "somebody broke in through the back window"),
+    (RedFlag.INTRUDER_PRESENT, "someone broke into my house and he is still here"),
+    (RedFlag.INTRUDER_PRESENT, "two men are breaking into the shop next door"),
+    (RedFlag.INTRUDER_PRESENT, "I'm hiding, there are thieves in the house"),
     # spreading fire
     (RedFlag.SPREADING_FIRE, "lửa đang cháy lan sang nhà bên cạnh"),
     (RedFlag.SPREADING_FIRE, "lua dang chay lan sang nha ben canh"),
@@ -101,6 +104,7 @@ NOT_RAISED = [
     (RedFlag.SPREADING_FIRE, "chị Lan ra ngoài rồi"),
     (RedFlag.SPREADING_FIRE, "xe chạy nhanh quá đâm vào cột điện"),
     (RedFlag.INTRUDER_PRESENT, "hôm qua nhà tôi bị trộm mất xe máy"),
+    (RedFlag.INTRUDER_PRESENT, "someone broke into my car last night and took the radio"),
     (RedFlag.CHILD_IN_DANGER, "cháu gọi để báo có đám cháy ở chợ"),
 ]
 
