@@ -20,26 +20,25 @@ trail (see `dispatch.incidents`).
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Executor, ThreadPoolExecutor
 from datetime import datetime
 from functools import partial
 from typing import Protocol, TypeVar
 
 from sqlalchemy import (
     Connection,
-    func,
-    select,
     text,
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, IntegrityError, NoSuchModuleError, SQLAlchemyError
-from sqlalchemy.orm import Session
 
 from callcenter.events import CallInfo, Line
-from dispatch import duplicates, incidents, privacy
+from dispatch import call_reads, duplicates, incidents, privacy
 from dispatch.engine import create_database_engine, normalise_url
 from dispatch.errors import DispatchError, StoreUnavailable, UnknownCall, UnknownIncident
 from dispatch.feed import CHANNEL, ChangeFeed, encode
@@ -65,12 +64,9 @@ from dispatch.records import (
 from dispatch.review import SqlReviewStore
 from dispatch.rows import (
     aware,
-    call_summary,
-    call_view,
     person_name,
     reason,
     turn_values,
-    turn_view,
 )
 from dispatch.schema import migrate
 from dispatch.turn_numbers import TurnNumbers
@@ -149,6 +145,14 @@ class SqlCallStore:
             self._engine = create_database_engine(url, timeout_s, busy_timeout_s, pool_size)
         except (ArgumentError, NoSuchModuleError, ImportError, ValueError) as exc:
             raise StoreUnavailable(f"cannot use database URL: {exc}") from exc
+        # SQLite has one writer at a time, and its busy handler is not fair: with
+        # many threads waiting for the write lock, some waited over a second.
+        # Writes therefore queue for one thread here; reads run beside them (WAL).
+        self._writer = (
+            ThreadPoolExecutor(1, thread_name_prefix="sqlite-write")
+            if self.dialect == "sqlite"
+            else None
+        )
 
     @property
     def review(self) -> SqlReviewStore:
@@ -167,6 +171,8 @@ class SqlCallStore:
 
     async def close(self) -> None:
         await self._run("close", self._engine.dispose)
+        if self._writer is not None:
+            self._writer.shutdown(wait=False)
 
     # -- writes -------------------------------------------------------------------
 
@@ -183,7 +189,7 @@ class SqlCallStore:
             "started_at": aware(started_at),
             "handoff": False,
         }
-        created = await self._run(
+        created = await self._write(
             "start_call", partial(self._insert_ignore, CallRecord, values, ["id"])
         )
         if created:
@@ -198,7 +204,7 @@ class SqlCallStore:
 
     async def mark_answered(self, call_id: str, at: datetime) -> None:
         values = {"answered_at": aware(at)}
-        await self._run("mark_answered", partial(self._update_call, call_id, values, False))
+        await self._write("mark_answered", partial(self._update_call, call_id, values, False))
 
     async def add_turn(self, call_id: str, turn: TurnData, *, seq: int | None = None) -> None:
         """Append a turn. Without `seq` the store numbers turns in call order;
@@ -211,7 +217,7 @@ class SqlCallStore:
             self._turn_numbers.note_written(call_id, seq)
         values = turn_values(call_id, seq, turn)
         change = StoreChange("turn", call_id=call_id, seq=seq)
-        inserted = await self._run(
+        inserted = await self._write(
             "add_turn",
             partial(self._insert_ignore, TurnRecord, values, ["call_id", "seq"], change),
         )
@@ -234,7 +240,7 @@ class SqlCallStore:
             "handoff": status == "handed_off" or handoff_reason is not None,
             "handoff_reason": handoff_reason,
         }
-        incident_id = await self._run("end_call", partial(self._update_call, call_id, values))
+        incident_id = await self._write("end_call", partial(self._update_call, call_id, values))
         if incident_id is not None:  # its call is no longer live
             self.feed.publish(StoreChange("incident", incident_id=incident_id))
         self.feed.publish(StoreChange("call", call_id=call_id))
@@ -242,7 +248,7 @@ class SqlCallStore:
     async def set_recording(self, call_id: str, path: str, duration_s: float) -> None:
         """Note where the call's recording is kept (a path under the recordings directory)."""
         values = {"recording": path, "recording_s": round(duration_s, 2)}
-        await self._run("set_recording", partial(self._update_call, call_id, values, False))
+        await self._write("set_recording", partial(self._update_call, call_id, values, False))
 
     async def close_orphaned_calls(self, started_before: datetime, reason: str) -> list[str]:
         """Calls this node left "in progress" when it died: handed to a human
@@ -252,7 +258,7 @@ class SqlCallStore:
         work = partial(
             privacy.close_orphans, self._engine, self.node, aware(started_before), reason
         )
-        closed: list[tuple[str, str | None]] = await self._run("close_orphaned_calls", work)
+        closed: list[tuple[str, str | None]] = await self._write("close_orphaned_calls", work)
         for call_id, incident_id in closed:
             if incident_id is not None:
                 self.feed.publish(StoreChange("incident", incident_id=incident_id))
@@ -263,7 +269,7 @@ class SqlCallStore:
         """Delete the turns and the caller's number of calls that ended before
         `ended_before`; each purge is written to the access log. The purged call ids."""
         work = partial(privacy.purge_transcripts, self._engine, aware(ended_before), actor)
-        return await self._run("purge_transcripts", work)
+        return await self._write("purge_transcripts", work)
 
     async def forget_recordings(self, paths: Sequence[str], actor: str) -> int:
         """Clear the recording of calls whose files were purged, writing each to the
@@ -271,7 +277,7 @@ class SqlCallStore:
         if not paths:
             return 0
         work = partial(privacy.forget_recordings, self._engine, list(paths), actor)
-        return await self._run("forget_recordings", work)
+        return await self._write("forget_recordings", work)
 
     async def upsert_incident(self, incident: IncidentData, *, actor: str = "bot") -> None:
         """Insert or update an incident by id, and link its call to it.
@@ -280,7 +286,7 @@ class SqlCallStore:
         an identical retry changes nothing; the status never moves (only a new
         incident takes `incident.status`).
         """
-        change = await self._run(
+        change = await self._write(
             "upsert_incident",
             partial(incidents.upsert, self._engine, incident, actor, self._announce),
         )
@@ -323,13 +329,13 @@ class SqlCallStore:
     # -- reads --------------------------------------------------------------------
 
     async def get_call(self, call_id: str) -> CallView | None:
-        return await self._run("get_call", partial(self._get_call, call_id))
+        return await self._run("get_call", partial(call_reads.get_call, self._engine, call_id))
 
     async def list_calls(self, limit: int = 50) -> list[CallSummary]:
         """The most recent calls first."""
         if not 1 <= limit <= _MAX_LIST_LIMIT:
             raise ValueError(f"limit must be in 1..{_MAX_LIST_LIMIT}, got {limit}")
-        return await self._run("list_calls", partial(self._list_calls, limit))
+        return await self._run("list_calls", partial(call_reads.list_calls, self._engine, limit))
 
     async def get_incident(self, incident_id: str) -> IncidentView | None:
         return await self._run("get_incident", partial(incidents.get, self._engine, incident_id))
@@ -392,7 +398,7 @@ class SqlCallStore:
             expected_version,
             self._announce,
         )
-        view = await self._run(step.to, work)
+        view = await self._write(step.to, work)
         self.feed.publish(StoreChange("incident", incident_id=incident_id, version=view.version))
         return view
 
@@ -414,7 +420,7 @@ class SqlCallStore:
             expected_version,
             self._announce,
         )
-        survivor = await self._run("merge", work)
+        survivor = await self._write("merge", work)
         self.feed.publish(StoreChange("incident", incident_id=incident_id))
         self.feed.publish(StoreChange("incident", incident_id=into_id, version=survivor.version))
         return survivor
@@ -439,7 +445,7 @@ class SqlCallStore:
             expected_version,
             self._announce,
         )
-        view = await self._run("correct", work)
+        view = await self._write("correct", work)
         self.feed.publish(StoreChange("incident", incident_id=incident_id, version=view.version))
         return view
 
@@ -468,7 +474,7 @@ class SqlCallStore:
             "action": action[:64],
             "subject": subject[:160],
         }
-        await self._run(
+        await self._write(
             "record_access", partial(privacy.insert_row, self._engine, AccessLogRecord, row)
         )
 
@@ -490,7 +496,7 @@ class SqlCallStore:
         """The next turn number of `call_id` (what `add_turn` uses without a seq)."""
 
         async def highest_stored() -> int:
-            return await self._run("add_turn", partial(self._max_seq, call_id))
+            return await self._run("add_turn", partial(call_reads.max_seq, self._engine, call_id))
 
         return await self._turn_numbers.allocate(call_id, highest_stored)
 
@@ -501,9 +507,19 @@ class SqlCallStore:
 
     # -- blocking work (runs in a worker thread) ----------------------------------
 
-    async def _run(self, what: str, work: Callable[[], T]) -> T:
+    async def _write(self, what: str, work: Callable[[], T]) -> T:
+        """`_run` for a write: on SQLite, in the store's one writer thread."""
+        return await self._run(what, work, self._writer)
+
+    async def _run(
+        self, what: str, work: Callable[[], T], executor: Executor | None = None
+    ) -> T:
+        loop = asyncio.get_running_loop()
+        in_context = partial(contextvars.copy_context().run, work)  # keeps the call id
         try:
-            return await asyncio.wait_for(asyncio.to_thread(work), self._timeout_s)
+            return await asyncio.wait_for(
+                loop.run_in_executor(executor, in_context), self._timeout_s
+            )
         except TimeoutError:
             raise StoreUnavailable(
                 f"{what}: database {self._where} did not answer within {self._timeout_s} s"
@@ -565,35 +581,3 @@ class SqlCallStore:
             if announce and incident_id is not None:
                 self._announce(conn, StoreChange("incident", incident_id=incident_id))
             return incident_id
-
-    def _max_seq(self, call_id: str) -> int:
-        with self._engine.connect() as conn:
-            stored = conn.execute(
-                select(func.max(TurnRecord.seq)).where(TurnRecord.call_id == call_id)
-            ).scalar()
-        return int(stored or 0)
-
-    def _get_call(self, call_id: str) -> CallView | None:
-        with Session(self._engine) as session:
-            call = session.get(CallRecord, call_id)
-            if call is None:
-                return None
-            turns = session.scalars(
-                select(TurnRecord).where(TurnRecord.call_id == call_id).order_by(TurnRecord.seq)
-            ).all()
-            return call_view(call, [turn_view(turn) for turn in turns])
-
-    def _list_calls(self, limit: int) -> list[CallSummary]:
-        turn_count = (
-            select(func.count(TurnRecord.id))
-            .where(TurnRecord.call_id == CallRecord.id)
-            .correlate(CallRecord)
-            .scalar_subquery()
-        )
-        with Session(self._engine) as session:
-            rows = session.execute(
-                select(CallRecord, turn_count)
-                .order_by(CallRecord.started_at.desc(), CallRecord.id)
-                .limit(limit)
-            ).all()
-            return [call_summary(call, int(count)) for call, count in rows]
