@@ -290,6 +290,7 @@ def _what_happened(out: Outcome, requested: str) -> None:
         category = triage.category_for_flags(flags)
     elif flags and turn.confidence < triage.MIN_OVER_FLAG_CONFIDENCE:
         category = triage.category_for_flags(flags, defining_only=True) or category
+    category = triage.water_rescue_in_a_flood(category, said, turn.confidence)
     if (
         category is None or category in triage.CLOSED_BY_BOT
     ) and triage.sounds_like_emergency(said) and answers.looks_like_words(said):

@@ -159,3 +159,33 @@ def best_emergency_in_ranking(ranking: Sequence[tuple[str, float]]) -> str | Non
         if category is not None and is_emergency(category):
             return category
     return None
+
+
+# A flood is a water rescue whatever kind of rescue the classifier took it for
+# (a family on the roof with the water rising reads like "trapped", "collapse"
+# or "other rescue", but the crews need boats), and whatever it guessed unsure.
+_FLOOD_PHRASES: Final[tuple[str, ...]] = (
+    "lũ", "lụt", "ngập", "nước dâng", "nước lên", "nước lũ", "lũ quét", "nước tràn",
+    "flood", "floods", "flooded", "flooding", "floodwater", "floodwaters", "water is rising",
+    "water rising",
+)  # fmt: skip
+_TAKEN_FOR_A_FLOOD: Final[frozenset[str | None]] = frozenset(
+    {"other_rescue", "collapse_trapped"}
+)
+
+
+@functools.cache
+def _flood_patterns() -> tuple[re.Pattern[str], ...]:
+    return tuple(compile_phrase(p) for p in _FLOOD_PHRASES)
+
+
+def water_rescue_in_a_flood(category: str | None, text: str, confidence: float) -> str | None:
+    """`category`, or water rescue when `text` tells of a flood and the category is a
+    generic rescue, or the classifier is unsure of it (below MIN_OVER_FLAG_CONFIDENCE)."""
+    if category not in _TAKEN_FOR_A_FLOOD and confidence >= MIN_OVER_FLAG_CONFIDENCE:
+        return category
+    key_text = KeyText.of(tokenize(text))
+    if any(p.search(key_text.text) for p in _flood_patterns()):
+        return "drowning_water_rescue"
+    return category
+

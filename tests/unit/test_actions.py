@@ -512,3 +512,37 @@ async def test_a_sure_classifier_keeps_its_category_beside_an_intruder_flag() ->
                  red_flags=["intruder_present"], priority=1, handoff=True)
     )
     assert turn.slots["category"] == "domestic_violence"
+
+
+@pytest.mark.parametrize(
+    ("text", "intent"),
+    [
+        ("nước lũ ngập tới ngực rồi, cả nhà đang ở trên gác", "report_other_rescue"),
+        ("lu len nhanh qua, ca nha ket tren mai", "report_collapse"),
+        ("the flood water is rising and we are stuck upstairs", "report_other_rescue"),
+    ],
+)
+async def test_a_rescue_in_a_flood_is_a_water_rescue(text: str, intent: str) -> None:
+    turn = await _form(_tracker(text, intent, 0.8))
+    assert turn.slots["category"] == "drowning_water_rescue"
+    assert turn.slots["priority"] == 1
+
+
+async def test_an_unsure_guess_in_a_flood_is_a_water_rescue() -> None:
+    turn = await _form(
+        _tracker("our street is flooded and my parents can't get out", "report_public_disorder",
+                 0.45, red_flags=["people_trapped"], priority=1, handoff=True)
+    )
+    assert turn.slots["category"] == "drowning_water_rescue"
+    assert turn.slots["priority"] == 1
+
+
+async def test_a_rescue_without_a_flood_stays_what_it_was() -> None:
+    turn = await _form(_tracker("a man is stuck on a billboard", "report_other_rescue", 0.8))
+    assert turn.slots["category"] == "other_rescue"
+
+
+async def test_a_sure_category_is_kept_when_a_flood_is_mentioned() -> None:
+    turn = await _form(_tracker("nhà bị ngập, bà tôi ngất không thở", "report_medical", 0.9))
+    assert turn.slots["category"] == "medical"
+
