@@ -248,6 +248,29 @@ _EXCLUDE_AFTER: Final[dict[RedFlag, frozenset[str]]] = {
 }
 
 
+# "Trapped" said of an animal ("con mèo bị kẹt trên cây", "my cat is stuck on
+# the roof") is a rescue, not a life at risk: no red flag when an animal is
+# named just before the phrase, in its clause, and no person is. Accented
+# words only ("cho" without accents is "for", not "chó").
+_ANIMALS: Final[frozenset[str]] = frozenset(
+    {"mèo", "chó", "cún", "gà", "vịt", "ngan", "ngỗng", "bò", "trâu", "lợn", "heo", "chim",
+     "khỉ", "ngựa", "dê", "cat", "cats", "kitten", "dog", "dogs", "puppy", "pet", "bird",
+     "parrot", "cow", "horse", "goat", "pig", "monkey", "animal"}
+)  # fmt: skip
+_PEOPLE: Final[frozenset[str]] = frozenset(
+    {"người", "tôi", "bé", "cháu", "em", "anh", "chị", "ông", "bà", "mẹ", "bố", "ba", "vợ",
+     "chồng", "ai", "mình", "họ", "nó", *_PERSON_EN.split("/"), "i", "we", "us", "me",
+     "child", "kid", "baby"}
+)  # fmt: skip
+_ANIMAL_WINDOW: Final = 4
+
+
+def _about_an_animal(tokens: tuple[Token, ...], first: int) -> bool:
+    clause = tokens[first].clause
+    window = [t.key for t in tokens[max(0, first - _ANIMAL_WINDOW) : first] if t.clause == clause]
+    return any(w in _ANIMALS for w in window) and not any(w in _PEOPLE for w in window)
+
+
 @dataclass(frozen=True, slots=True)
 class _Compiled:
     flag: RedFlag
@@ -336,6 +359,8 @@ def detect_red_flags(text: str, language: Language | None = None) -> list[RedFla
                 if tokens[first].clause != tokens[last].clause:
                     continue
                 if rule.flag in _NEGATABLE and _negated(tokens, first):
+                    continue
+                if rule.flag is RedFlag.PEOPLE_TRAPPED and _about_an_animal(tokens, first):
                     continue
                 after = tokens[last + 1] if last + 1 < len(tokens) else None
                 excluded = _EXCLUDE_AFTER.get(rule.flag, frozenset())

@@ -62,6 +62,9 @@ RAISED = [
     (RedFlag.INTRUDER_PRESENT, "someone is in my house, I can hear them downstairs"),
     (RedFlag.INTRUDER_PRESENT, "somebody broke in through the back window"),
     (RedFlag.INTRUDER_PRESENT, "someone broke into my house and he is still here"),
+    (RedFlag.PEOPLE_TRAPPED, "bà tôi với con mèo bị kẹt trong phòng"),
+    (RedFlag.PEOPLE_TRAPPED, "the dog and my son are stuck in the lift"),
+    (RedFlag.PEOPLE_TRAPPED, "co con meo bi ket"),  # without accents: kept (recall first)
     (RedFlag.INTRUDER_PRESENT, "two men are breaking into the shop next door"),
     (RedFlag.INTRUDER_PRESENT, "I'm hiding, there are thieves in the house"),
     # spreading fire
@@ -105,6 +108,8 @@ NOT_RAISED = [
     (RedFlag.SPREADING_FIRE, "xe chạy nhanh quá đâm vào cột điện"),
     (RedFlag.INTRUDER_PRESENT, "hôm qua nhà tôi bị trộm mất xe máy"),
     (RedFlag.INTRUDER_PRESENT, "someone broke into my car last night and took the radio"),
+    (RedFlag.PEOPLE_TRAPPED, "con mèo bị kẹt trên cây ba ngày rồi"),
+    (RedFlag.PEOPLE_TRAPPED, "my cat is stuck on the roof"),
     (RedFlag.CHILD_IN_DANGER, "cháu gọi để báo có đám cháy ở chợ"),
 ]
 
